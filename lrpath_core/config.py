@@ -1,0 +1,128 @@
+"""The project configuration (``lrpath.yaml``): one pydantic model, every field documented where defined."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DecayShape = Literal["cosine", "linear", "1-sqrt", "multi-step"]
+DECAY_SHAPES: tuple[str, ...] = ("cosine", "linear", "1-sqrt", "multi-step")
+DEFAULT_STORE = "./lrpath-store"
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range; the message names the field and the allowed range."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class OptimizerConfig(_Strict):
+    lr_max: float = Field(3e-3, gt=0, le=1, description="η_max: the main path's constant LR after warm-up")
+    lr_min: float = Field(3e-4, ge=0, le=1, description="η_min: where every decay ends")
+    warmup_steps: int = Field(20, ge=0, description="W: linear warm-up steps (main path, PTFS, CPT re-warm)")
+    batch_size: int = Field(16, ge=1, description="sequences per optimizer step (global, across ranks)")
+    seq_len: int = Field(128, ge=8, le=32768, description="tokens per sequence")
+    grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")
+    weight_decay: float = Field(0.1, ge=0, le=1)
+    beta1: float = Field(0.9, gt=0, lt=1)
+    beta2: float = Field(0.95, gt=0, lt=1)
+    grad_clip: float = Field(1.0, ge=0, description="max global grad norm; 0 disables clipping")
+    seed: int = Field(1234, ge=0)
+
+    @model_validator(mode="after")
+    def _lr_order(self) -> OptimizerConfig:
+        if self.lr_min > self.lr_max:
+            raise ValueError(f"lr_min ({self.lr_min}) must be <= lr_max ({self.lr_max})")
+        if self.batch_size % self.grad_accum:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must be a multiple of grad_accum ({self.grad_accum})"
+            )
+        return self
+
+
+class ParadigmConfig(_Strict):
+    alpha: float = Field(0.18, gt=0, lt=1, description="decay ratio: B_i = ceil(alpha * S_i)")
+    decay: DecayShape = Field("cosine", description="branch decay shape")
+
+
+class ModelConfig(_Strict):
+    preset: str = Field("tiny", description="tiny | small | base | large (see lrpath_core.model.PRESETS)")
+    hidden_size: int | None = Field(None, ge=8)
+    num_layers: int | None = Field(None, ge=1)
+    num_heads: int | None = Field(None, ge=1)
+    intermediate_size: int | None = Field(None, ge=8)
+
+    @model_validator(mode="after")
+    def _known_preset(self) -> ModelConfig:
+        from lrpath_core.model_presets import PRESETS
+
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown model preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+        return self
+
+
+class DataConfig(_Strict):
+    vocab_size: int = Field(
+        4096, ge=260, le=262144, description="byte-level BPE vocabulary, fixed at bootstrap"
+    )
+    val_fraction: float = Field(0.05, gt=0, lt=0.5, description="share of each version's blocks held out")
+
+
+class ProjectConfig(_Strict):
+    store: str = Field(
+        DEFAULT_STORE, description="fsspec URL of the store (local path or s3://bucket/prefix)"
+    )
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    paradigm: ParadigmConfig = Field(default_factory=ParadigmConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    checkpoint_every: int = Field(50, ge=1, description="resume checkpoints inside a segment, in steps")
+
+    def training_hash(self) -> str:
+        """Hash of everything that changes the numbers a training run produces (not the store)."""
+        payload = self.model_dump(exclude={"store", "checkpoint_every"})
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
+    """One line per problem: ``field.path: message``."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "config"
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{prefix}{loc}: {msg}")
+    return "; ".join(lines)
+
+
+def load_config(path: str | Path | None = None, **overrides: object) -> ProjectConfig:
+    """Load ``lrpath.yaml`` (when given and present) and apply dotted overrides like ``optimizer.lr_max``."""
+    raw: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.exists():
+            raise ConfigError(f"config file {p} does not exist")
+        try:
+            raw = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {p} is not valid YAML: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config file {p} must hold a mapping at the top level")
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    try:
+        return ProjectConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from exc

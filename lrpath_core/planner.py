@@ -1,0 +1,85 @@
+"""The cost planner behind ``lrpath plan``: versions, paradigm costs, LR rows, a readable table."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from lrpath_core.config import DecayShape
+from lrpath_core.timeline import (
+    Paradigm,
+    ParadigmCost,
+    PlanError,
+    VersionPlan,
+    lr_paths,
+    lr_rows,
+    paradigm_costs,
+    plan_versions,
+)
+
+
+class PlanRequest(BaseModel):
+    delta_steps: list[int]
+    alpha: float = 0.18
+    warmup_steps: int = 20
+    decay: DecayShape = "cosine"
+    lr_max: float = 3e-3
+    lr_min: float = 3e-4
+
+
+class PlanReport(BaseModel):
+    request: PlanRequest
+    versions: list[VersionPlan]
+    paradigms: dict[Paradigm, ParadigmCost]
+
+    def to_json_dict(self) -> dict:
+        return {
+            "versions": [v.model_dump() for v in self.versions],
+            "paradigms": {k: v.model_dump() for k, v in self.paradigms.items()},
+            "alpha": self.request.alpha,
+            "decay": self.request.decay,
+            "warmup_steps": self.request.warmup_steps,
+            "lr_max": self.request.lr_max,
+            "lr_min": self.request.lr_min,
+        }
+
+    def table(self) -> str:
+        lines = [
+            f"alpha={self.request.alpha}  decay={self.request.decay}  warmup={self.request.warmup_steps}  "
+            f"lr_max={self.request.lr_max:g}  lr_min={self.request.lr_min:g}",
+            "",
+            f"{'version':>7}  {'ΔT_i':>8}  {'S_i':>8}  {'B_i':>7}  {'fork step':>9}",
+        ]
+        for v in self.versions:
+            note = "  (clamped to S_{i-1}: α·S_i > ΔT_i)" if v.fork_clamped else ""
+            lines.append(
+                f"{v.version:>7}  {v.delta_steps:>8}  {v.cumulative_steps:>8}  {v.branch_steps:>7}  {v.fork_step:>9}{note}"
+            )
+        lines += ["", f"{'paradigm':<15}  {'total steps':>11}  {'relative cost':>13}"]
+        for name, cost in self.paradigms.items():
+            lines.append(f"{name:<15}  {cost.total_steps:>11}  {cost.relative_cost:>13.4f}")
+        return "\n".join(lines)
+
+    def lr_paths(self):
+        r = self.request
+        return lr_paths(self.versions, r.lr_max, r.lr_min, r.warmup_steps, r.decay)
+
+    def write_lr_csv(self, path: str | Path) -> int:
+        """Write every step's LR for every path; returns the number of rows."""
+        rows = 0
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["paradigm", "path", "version", "step", "lr"])
+            for paradigm, kind, version, step, lr in lr_rows(self.lr_paths()):
+                writer.writerow([paradigm, kind, version, step, repr(lr)])
+                rows += 1
+        return rows
+
+
+def make_plan(request: PlanRequest) -> PlanReport:
+    if request.lr_min > request.lr_max:
+        raise PlanError(f"lr_min ({request.lr_min}) must be <= lr_max ({request.lr_max})")
+    versions = plan_versions(request.delta_steps, request.alpha, request.warmup_steps)
+    return PlanReport(request=request, versions=versions, paradigms=paradigm_costs(versions))

@@ -1,0 +1,254 @@
+"""Every location is an fsspec URL: a local path (default) or ``s3://bucket/prefix`` through s3fs.
+
+Credentials and the S3 endpoint come from the environment (``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL`` / ``LRPATH_S3_ENDPOINT``) or from explicit
+``storage_options``; they are never written into a URL, a log line or a stored file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import posixpath
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import fsspec
+from fsspec.core import url_to_fs
+
+
+class StoreError(RuntimeError):
+    """A store could not be reached or an object in it is missing or unreadable."""
+
+
+class StaleStateError(StoreError):
+    """A JSON state object changed since the writer read it (another writer got there first)."""
+
+
+def s3_options_from_env() -> dict[str, Any]:
+    """s3fs options from the environment: endpoint only; keys are read by botocore itself."""
+    endpoint = os.environ.get("LRPATH_S3_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL")
+    options: dict[str, Any] = {}
+    if endpoint:
+        options["client_kwargs"] = {"endpoint_url": endpoint}
+    return options
+
+
+def storage_options_for(url: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    options: dict[str, Any] = s3_options_from_env() if url.startswith(("s3://", "s3a://")) else {}
+    options.update(extra or {})
+    return options
+
+
+def join(base: str, *parts: str) -> str:
+    """Join URL parts with '/', keeping the protocol of ``base``."""
+    cleaned = [p.strip("/") for p in parts if p]
+    if not cleaned:
+        return base
+    return base.rstrip("/") + "/" + "/".join(cleaned)
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Store:
+    """A root URL plus the fsspec filesystem behind it.
+
+    Paths given to methods are relative to the root unless they already carry a protocol or
+    are absolute local paths.
+    """
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
+        if not url:
+            raise StoreError("store URL is empty: pass --store URL or set LRPATH_STORE")
+        self.url = url.rstrip("/") if url not in ("/",) else url
+        self.storage_options = storage_options_for(url, storage_options)
+        try:
+            self.fs, self.root = url_to_fs(self.url, **self.storage_options)
+        except (ImportError, ValueError) as exc:
+            raise StoreError(f"store URL {self.url!r} is not usable: {exc}") from exc
+        self.is_local = "file" in _protocols(self.fs)
+        self._held_locks: set[str] = set()
+        if self.is_local:
+            self.root = os.path.abspath(self.root)
+            self.url = self.root
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    def url_of(self, *parts: str) -> str:
+        return join(self.url, *parts)
+
+    def _path(self, rel: str) -> str:
+        if "://" in rel:
+            return url_to_fs(rel, **self.storage_options)[1]
+        if self.is_local and os.path.isabs(rel):
+            return rel
+        return posixpath.join(self.root, rel.lstrip("/")) if rel else self.root
+
+    def check_reachable(self) -> None:
+        """Fail early with a clear message when the store cannot be reached."""
+        try:
+            if self.is_local:
+                self.fs.makedirs(self.root, exist_ok=True)
+            else:
+                bucket = self.root.split("/", 1)[0]
+                self.fs.ls(bucket, refresh=True)
+        except FileNotFoundError as exc:
+            raise StoreError(f"store {self.url} does not exist (create the bucket first): {exc}") from exc
+        except PermissionError as exc:
+            raise StoreError(
+                f"store {self.url} refused access: check the credentials ({_short(exc)})"
+            ) from exc
+        except Exception as exc:  # noqa: BLE001 - network stacks raise many types
+            raise StoreError(
+                f"store {self.url} is unreachable: {_short(exc)}; check the URL, endpoint and network"
+            ) from exc
+
+    def exists(self, rel: str) -> bool:
+        return self.fs.exists(self._path(rel))
+
+    def ls(self, rel: str = "") -> list[str]:
+        """Names (not paths) directly under ``rel``; empty when it does not exist."""
+        path = self._path(rel)
+        try:
+            entries = (
+                self.fs.ls(path, detail=False, refresh=True)
+                if not self.is_local
+                else self.fs.ls(path, detail=False)
+            )
+        except FileNotFoundError:
+            return []
+        return sorted(posixpath.basename(e.rstrip("/")) for e in entries if e.rstrip("/") != path.rstrip("/"))
+
+    def read_bytes(self, rel: str) -> bytes:
+        try:
+            with self.fs.open(self._path(rel), "rb") as f:
+                return f.read()
+        except FileNotFoundError as exc:
+            raise StoreError(f"{self.url_of(rel) if '://' not in rel else rel} does not exist") from exc
+
+    def read_text(self, rel: str) -> str:
+        return self.read_bytes(rel).decode("utf-8")
+
+    def read_json(self, rel: str) -> Any:
+        return json.loads(self.read_bytes(rel))
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        """Write one object so that readers see either nothing/the old bytes or all new bytes.
+
+        Local: write a temp file in the same folder, fsync, ``os.replace``. S3: one PUT, which
+        is atomic per object.
+        """
+        path = self._path(rel)
+        if self.is_local:
+            folder = os.path.dirname(path)
+            os.makedirs(folder, exist_ok=True)
+            tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex}")
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(tmp)
+        else:
+            self.fs.pipe_file(path, data)
+
+    def write_text(self, rel: str, text: str) -> None:
+        self.write_bytes(rel, text.encode("utf-8"))
+
+    def write_json(self, rel: str, obj: Any) -> None:
+        self.write_bytes(rel, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+
+    def put_file(self, local_path: str, rel: str) -> None:
+        if self.is_local:
+            with open(local_path, "rb") as f:
+                self.write_bytes(rel, f.read())
+        else:
+            self.fs.put_file(local_path, self._path(rel))
+
+    def get_file(self, rel: str, local_path: str) -> None:
+        os.makedirs(os.path.dirname(os.path.abspath(local_path)), exist_ok=True)
+        try:
+            self.fs.get_file(self._path(rel), local_path)
+        except FileNotFoundError as exc:
+            raise StoreError(f"{self.url_of(rel)} does not exist") from exc
+
+    def open_read(self, rel: str) -> io.BufferedIOBase:
+        return self.fs.open(self._path(rel), "rb")
+
+    def remove(self, rel: str, recursive: bool = False) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(self._path(rel), recursive=recursive)
+
+    def walk_files(self, rel: str) -> Iterator[str]:
+        """Every file below ``rel``, as a path relative to ``rel``."""
+        base = self._path(rel).rstrip("/")
+        try:
+            found = self.fs.find(base)
+        except FileNotFoundError:
+            return
+        for full in sorted(found):
+            yield full[len(base) :].lstrip("/")
+
+    @contextlib.contextmanager
+    def lock(self, rel: str) -> Iterator[None]:
+        """An exclusive lock for read-modify-write of a state object.
+
+        Local stores use ``flock`` on a sidecar file (released by the OS if the process dies).
+        Re-entrant within one ``Store``. Object stores have no lock primitive; there the generation check in
+        :meth:`write_json_checked` is what refuses a stale writer.
+        """
+        if not self.is_local or rel in self._held_locks:
+            yield
+            return
+        import fcntl
+
+        path = self._path(rel) + ".lock"
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "a+") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            self._held_locks.add(rel)
+            try:
+                yield
+            finally:
+                self._held_locks.discard(rel)
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def read_json_generation(self, rel: str) -> tuple[Any | None, int]:
+        """A JSON state object and its generation (0 when it does not exist yet)."""
+        if not self.exists(rel):
+            return None, 0
+        obj = self.read_json(rel)
+        return obj, int(obj.get("generation", 0)) if isinstance(obj, dict) else 0
+
+    def write_json_checked(self, rel: str, obj: dict[str, Any], expected_generation: int) -> int:
+        """Write ``obj`` as generation ``expected_generation + 1`` unless someone else wrote first."""
+        with self.lock(rel):
+            _, current = self.read_json_generation(rel)
+            if current != expected_generation:
+                raise StaleStateError(
+                    f"{self.url_of(rel)} changed since it was read (it is at generation {current}, "
+                    f"this writer holds {expected_generation}); another run updated it: reload and retry"
+                )
+            new_generation = expected_generation + 1
+            self.write_json(rel, {**obj, "generation": new_generation})
+            return new_generation
+
+
+def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
+    proto = fs.protocol
+    return (proto,) if isinstance(proto, str) else tuple(proto)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:300]

@@ -1,0 +1,261 @@
+"""The version timeline: planned steps per version, cost of each paradigm, and the persisted state.
+
+Vocabulary (DESIGN.md §1): ``delta_steps`` = ΔT_i, ``cumulative_steps`` = S_i,
+``branch_steps`` = B_i = ceil(α·S_i), ``fork_step`` = S_i − B_i.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lrpath_core.config import DecayShape
+from lrpath_core.schedules import LRPath
+
+Paradigm = Literal["path_switching", "ptfs", "cpt"]
+PARADIGMS: tuple[Paradigm, ...] = ("path_switching", "ptfs", "cpt")
+
+
+class PlanError(ValueError):
+    """A plan cannot be built from these numbers; the message says which and what to change."""
+
+
+def branch_length(alpha: float, cumulative_steps: int) -> int:
+    """B_i = ceil(α·S_i), rounded so that 0.18·1000 is 180 and not 181."""
+    return max(1, math.ceil(round(alpha * cumulative_steps, 9)))
+
+
+class VersionPlan(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    version: int = Field(ge=1)
+    delta_steps: int = Field(ge=1)
+    cumulative_steps: int = Field(ge=1)
+    branch_steps: int = Field(ge=1)
+    fork_step: int = Field(ge=0)
+    fork_clamped: bool = Field(
+        False,
+        description="α·S_i exceeded ΔT_i: the fork would fall inside an earlier version, whose main "
+        "segment has already run, so the branch forks at S_{i-1} instead and spans ΔT_i steps",
+    )
+
+    @property
+    def previous_cumulative_steps(self) -> int:
+        return self.cumulative_steps - self.delta_steps
+
+
+def plan_versions(delta_steps: list[int], alpha: float, warmup_steps: int = 0) -> list[VersionPlan]:
+    """Plan the versions of a timeline from each version's new-data steps."""
+    if not delta_steps:
+        raise PlanError("a timeline needs at least one version")
+    if not 0 < alpha < 1:
+        raise PlanError(f"alpha must be in (0, 1), got {alpha}")
+    plans: list[VersionPlan] = []
+    cumulative = 0
+    for index, delta in enumerate(delta_steps, start=1):
+        if delta < 1:
+            raise PlanError(f"version {index} has {delta} steps; every version needs at least 1 step")
+        previous = cumulative
+        cumulative += delta
+        wanted = branch_length(alpha, cumulative)
+        clamped = wanted > delta
+        branch = delta if clamped else wanted
+        plans.append(
+            VersionPlan(
+                version=index,
+                delta_steps=delta,
+                cumulative_steps=cumulative,
+                branch_steps=branch,
+                fork_step=cumulative - branch if not clamped else previous,
+                fork_clamped=clamped,
+            )
+        )
+    first = plans[0]
+    if first.fork_step < warmup_steps:
+        raise PlanError(
+            f"version 1 forks at step {first.fork_step}, inside the {warmup_steps}-step warm-up: the branch "
+            "would not start at lr_max; use fewer warm-up steps, a smaller alpha or more steps for version 1"
+        )
+    return plans
+
+
+class ParadigmCost(BaseModel):
+    total_steps: int
+    relative_cost: float
+
+
+def paradigm_steps(plans: list[VersionPlan]) -> dict[Paradigm, int]:
+    """Optimizer steps each paradigm runs for all planned versions (DESIGN.md §1)."""
+    last = plans[-1].cumulative_steps
+    return {
+        "path_switching": last + sum(p.branch_steps for p in plans),
+        "ptfs": sum(p.cumulative_steps for p in plans),
+        "cpt": last,
+    }
+
+
+def paradigm_costs(plans: list[VersionPlan]) -> dict[Paradigm, ParadigmCost]:
+    steps = paradigm_steps(plans)
+    ptfs = steps["ptfs"]
+    return {name: ParadigmCost(total_steps=n, relative_cost=n / ptfs) for name, n in steps.items()}
+
+
+def equal_increment_relative_cost(versions: int, alpha: float) -> float:
+    """DESIGN.md's closed form for V equal versions: (V + α·V(V+1)/2) / (V(V+1)/2)."""
+    triangle = versions * (versions + 1) / 2
+    return (versions + alpha * triangle) / triangle
+
+
+def lr_paths(
+    plans: list[VersionPlan],
+    lr_max: float,
+    lr_min: float,
+    warmup_steps: int,
+    shape: DecayShape = "cosine",
+) -> dict[Paradigm, list[tuple[str, int, LRPath, int, int]]]:
+    """Every training run of every paradigm as ``(path, version, LRPath, first_step, end_step)``.
+
+    Steps are global (the main-path stream's step) except PTFS, whose runs each start at 0.
+    """
+    main = LRPath(kind="main", lr_max=lr_max, lr_min=lr_min, warmup_steps=warmup_steps)
+    ps: list[tuple[str, int, LRPath, int, int]] = []
+    ptfs: list[tuple[str, int, LRPath, int, int]] = []
+    cpt: list[tuple[str, int, LRPath, int, int]] = []
+    for p in plans:
+        ps.append(("main", p.version, main, p.previous_cumulative_steps, p.cumulative_steps))
+        branch = LRPath(
+            kind="branch",
+            lr_max=lr_max,
+            lr_min=lr_min,
+            start_step=p.fork_step,
+            length=p.branch_steps,
+            shape=shape,
+        )
+        ps.append(("branch", p.version, branch, p.fork_step, p.cumulative_steps))
+        ptfs.append(
+            (
+                "train",
+                p.version,
+                LRPath(
+                    kind="ptfs",
+                    lr_max=lr_max,
+                    lr_min=lr_min,
+                    warmup_steps=warmup_steps,
+                    length=p.cumulative_steps,
+                    shape=shape,
+                ),
+                0,
+                p.cumulative_steps,
+            )
+        )
+        if p.version == 1:
+            cpt.append(("train", 1, ptfs[-1][2], 0, p.cumulative_steps))
+        else:
+            cpt.append(
+                (
+                    "train",
+                    p.version,
+                    LRPath(
+                        kind="cpt",
+                        lr_max=lr_max,
+                        lr_min=lr_min,
+                        warmup_steps=warmup_steps,
+                        start_step=p.previous_cumulative_steps,
+                        length=p.delta_steps,
+                        shape=shape,
+                    ),
+                    p.previous_cumulative_steps,
+                    p.cumulative_steps,
+                )
+            )
+    return {"path_switching": ps, "ptfs": ptfs, "cpt": cpt}
+
+
+def lr_rows(paths: dict[Paradigm, list[tuple[str, int, LRPath, int, int]]]):
+    """``(paradigm, path, version, step, lr)`` for every step every paradigm runs."""
+    for paradigm, runs in paths.items():
+        for path, version, lr_path, first, end in runs:
+            for step in range(first, end):
+                yield paradigm, path, version, step, lr_path.lr(step)
+
+
+VersionStatus = Literal["planned", "ingested", "main_to_fork", "forked", "released"]
+
+
+class CheckpointRef(BaseModel):
+    url: str
+    step: int
+    sha256: str | None = Field(None, description="sha256 of the checkpoint's manifest.json")
+
+
+class Release(BaseModel):
+    revision: int = Field(ge=1)
+    url: str
+    decay: DecayShape
+    alpha: float
+    fork_step: int
+    branch_steps: int
+    metrics: dict[str, float] = Field(default_factory=dict)
+    created_at: str
+
+
+class VersionRecord(BaseModel):
+    """What the store knows of one version; updated as the version moves through the DAG."""
+
+    version: int = Field(ge=1)
+    name: str
+    data_manifest: str | None = None
+    data_sha256: str | None = None
+    delta_steps: int = Field(ge=1)
+    cumulative_steps: int = Field(ge=1)
+    branch_steps: int = Field(ge=1)
+    fork_step: int = Field(ge=0)
+    fork_clamped: bool = False
+    status: VersionStatus = "ingested"
+    fork_checkpoint: CheckpointRef | None = None
+    version_end_checkpoint: CheckpointRef | None = None
+    branch_checkpoint: CheckpointRef | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    releases: list[Release] = Field(default_factory=list)
+
+    def plan(self) -> VersionPlan:
+        return VersionPlan(
+            version=self.version,
+            delta_steps=self.delta_steps,
+            cumulative_steps=self.cumulative_steps,
+            branch_steps=self.branch_steps,
+            fork_step=self.fork_step,
+            fork_clamped=self.fork_clamped,
+        )
+
+
+class StepsRun(BaseModel):
+    main: int = 0
+    branch: int = 0
+
+
+class Timeline(BaseModel):
+    """``timeline.json``: the store's single source of truth for a path-switching timeline."""
+
+    generation: int = 0
+    config_hash: str
+    alpha: float
+    decay: DecayShape
+    tokenizer: str | None = None
+    versions: list[VersionRecord] = Field(default_factory=list)
+    steps_run: StepsRun = Field(default_factory=StepsRun)
+
+    def plans(self) -> list[VersionPlan]:
+        return [v.plan() for v in self.versions]
+
+    def version(self, number: int) -> VersionRecord:
+        for record in self.versions:
+            if record.version == number:
+                return record
+        known = ", ".join(str(v.version) for v in self.versions) or "none"
+        raise KeyError(f"version {number} is not in the timeline (versions: {known})")
+
+    def costs(self) -> dict[Paradigm, ParadigmCost]:
+        return paradigm_costs(self.plans()) if self.versions else {}

@@ -1,0 +1,126 @@
+import csv
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lrpath_core.planner import PlanRequest, make_plan
+from lrpath_core.timeline import (
+    PlanError,
+    Timeline,
+    VersionRecord,
+    branch_length,
+    equal_increment_relative_cost,
+    paradigm_costs,
+    plan_versions,
+)
+
+
+def test_paper_headline_four_versions_at_58_percent():
+    costs = paradigm_costs(plan_versions([1000] * 4, alpha=0.18))
+    assert costs["path_switching"].total_steps == 5800
+    assert costs["ptfs"].total_steps == 10000
+    assert costs["path_switching"].relative_cost == pytest.approx(0.58)
+    assert costs["cpt"].relative_cost == pytest.approx(0.4)
+
+
+def test_branch_length_does_not_round_float_noise_up():
+    assert 0.07 * 100 > 7  # the float noise this guards against
+    assert branch_length(0.07, 100) == 7
+    assert branch_length(0.18, 1000) == 180
+    assert branch_length(0.18, 1001) == 181
+
+
+@given(versions=st.integers(1, 12), k=st.integers(50, 5000), alpha=st.floats(0.01, 0.99))
+@settings(max_examples=100)
+def test_closed_form_holds_while_no_fork_is_clamped(versions, k, alpha):
+    plans = plan_versions([k] * versions, alpha)
+    costs = paradigm_costs(plans)
+    if not any(p.fork_clamped for p in plans):
+        # ceil() adds at most one step per version over the closed form
+        exact = equal_increment_relative_cost(versions, alpha)
+        slack = versions / costs["ptfs"].total_steps
+        assert exact - 1e-12 <= costs["path_switching"].relative_cost <= exact + slack + 1e-12
+    for p in plans:
+        assert p.fork_step + p.branch_steps == p.cumulative_steps
+        assert p.fork_step >= p.cumulative_steps - p.delta_steps or not p.fork_clamped
+
+
+@given(steps=st.lists(st.integers(1, 3000), min_size=1, max_size=8), alpha=st.floats(0.01, 0.99))
+@settings(max_examples=100)
+def test_uneven_versions_cost_is_the_sum_of_their_steps(steps, alpha):
+    plans = plan_versions(steps, alpha)
+    costs = paradigm_costs(plans)
+    cumulative = [sum(steps[: i + 1]) for i in range(len(steps))]
+    assert [p.cumulative_steps for p in plans] == cumulative
+    assert costs["ptfs"].total_steps == sum(cumulative)
+    assert costs["cpt"].total_steps == cumulative[-1]
+    assert costs["path_switching"].total_steps == cumulative[-1] + sum(p.branch_steps for p in plans)
+    for p in plans:
+        assert (
+            p.fork_step >= p.cumulative_steps - p.delta_steps
+        )  # never before S_{i-1}: that main segment is gone
+
+
+def test_fork_is_clamped_when_alpha_reaches_into_an_earlier_version():
+    plans = plan_versions([100] * 8, alpha=0.2)  # B_6 = 120 > ΔT_6 = 100
+    assert [p.fork_clamped for p in plans] == [False] * 5 + [True] * 3
+    assert plans[5].fork_step == 500 and plans[5].branch_steps == 100
+
+
+@pytest.mark.parametrize(
+    "steps,alpha,warmup,match",
+    [
+        ([], 0.18, 0, "at least one version"),
+        ([10], 1.0, 0, "alpha"),
+        ([10], 0.0, 0, "alpha"),
+        ([0, 5], 0.2, 0, "version 1 has 0 steps"),
+        ([100], 0.5, 60, "warm-up"),
+    ],
+)
+def test_bad_plans_are_refused_with_a_reason(steps, alpha, warmup, match):
+    with pytest.raises(PlanError, match=match):
+        plan_versions(steps, alpha, warmup)
+
+
+@given(
+    steps=st.lists(st.integers(30, 400), min_size=1, max_size=5),
+    alpha=st.floats(0.05, 0.5),
+    shape=st.sampled_from(["cosine", "linear", "1-sqrt", "multi-step"]),
+)
+@settings(max_examples=25, deadline=None)
+def test_costs_equal_the_steps_in_the_lr_csv(tmp_path_factory, steps, alpha, shape):
+    report = make_plan(PlanRequest(delta_steps=steps, alpha=alpha, warmup_steps=5, decay=shape))
+    out = tmp_path_factory.mktemp("csv") / "lr.csv"
+    report.write_lr_csv(out)
+    with open(out) as f:
+        rows = list(csv.DictReader(f))
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["paradigm"]] = counts.get(row["paradigm"], 0) + 1
+    assert counts == {name: cost.total_steps for name, cost in report.paradigms.items()}
+    branch_rows = [r for r in rows if r["path"] == "branch"]
+    for v in report.versions:
+        mine = [r for r in branch_rows if int(r["version"]) == v.version]
+        assert len(mine) == v.branch_steps
+        assert int(mine[0]["step"]) == v.fork_step
+        assert float(mine[0]["lr"]) == report.request.lr_max
+        assert float(mine[-1]["lr"]) == report.request.lr_min
+    main_rows = [r for r in rows if r["path"] == "main"]
+    assert [int(r["step"]) for r in main_rows] == list(range(sum(steps)))
+
+
+def test_timeline_round_trips_through_json():
+    plans = plan_versions([100, 120], 0.2)
+    timeline = Timeline(
+        config_hash="abc",
+        alpha=0.2,
+        decay="cosine",
+        versions=[VersionRecord(name=f"v{p.version}", **p.model_dump()) for p in plans],
+    )
+    again = Timeline.model_validate(json.loads(timeline.model_dump_json()))
+    assert again == timeline
+    assert again.costs()["path_switching"].total_steps == 220 + 20 + 44
+    with pytest.raises(KeyError, match="version 3 is not in the timeline"):
+        again.version(3)
