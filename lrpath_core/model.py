@@ -36,8 +36,7 @@ def llama_config(model: ModelConfig, vocab_size: int, seq_len: int) -> LlamaConf
 
 def build_model(config: LlamaConfig, seed: int) -> LlamaForCausalLM:
     """A freshly initialised model; the same seed gives the same weights on every machine."""
-    devices = [torch.device("cpu")]
-    with torch.random.fork_rng(devices=devices):
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = LlamaForCausalLM(config)
     return model

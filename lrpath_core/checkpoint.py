@@ -1,0 +1,224 @@
+"""Training checkpoints: a folder of plainly named files, complete only once ``manifest.json`` exists.
+
+```
+step-00000820/
+  config.json, generation_config.json, model.safetensors   # AutoModelForCausalLM.from_pretrained works
+  optimizer.safetensors                                     # AdamW moments, keyed "<param fqn>::<name>"
+  rng.safetensors                                           # torch CPU (and CUDA) generator states
+  state.json                                                # step, data position, LR path, param groups, hashes
+  manifest.json                                             # sha256 of every file above; written last
+```
+
+Nothing is ever unpickled: tensors come from safetensors, the rest is JSON. On a local store the
+folder is assembled under a temporary name and renamed into place; on an object store the
+manifest is the last object written, and a folder without a verifying manifest is not a checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import torch
+from pydantic import BaseModel, Field
+from safetensors.torch import load_file, save_file
+from transformers.utils import logging as hf_logging
+
+from lrpath_core.schedules import LRPath
+from lrpath_core.storage import Store, StoreError
+from lrpath_core.timeline import CheckpointRef
+
+hf_logging.disable_progress_bar()
+
+MANIFEST = "manifest.json"
+STATE = "state.json"
+MODEL_FILE = "model.safetensors"
+OPTIMIZER_FILE = "optimizer.safetensors"
+RNG_FILE = "rng.safetensors"
+STEP_DIR = re.compile(r"^step-(\d{8})$")
+
+
+class CheckpointError(StoreError):
+    """A checkpoint is missing, incomplete or fails its checksums."""
+
+
+class CheckpointState(BaseModel):
+    step: int = Field(ge=0, description="optimizer steps done; the next step to run")
+    data_position: int = Field(ge=0, description="index of the next batch in the segment's data stream")
+    lr_path: LRPath
+    data_hash: str
+    config_hash: str
+    param_groups: list[dict[str, Any]]
+    loss: float | None = None
+    created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+def step_dir(step: int) -> str:
+    return f"step-{step:08d}"
+
+
+def _sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _optimizer_tensors(optim_state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    tensors: dict[str, torch.Tensor] = {}
+    for fqn, slots in optim_state["state"].items():
+        for name, value in slots.items():
+            tensors[f"{fqn}::{name}"] = (
+                (value if torch.is_tensor(value) else torch.tensor(value)).detach().cpu().contiguous()
+            )
+    groups = []
+    for group in optim_state["param_groups"]:
+        # the LR lives in the LR path, not here: the scheduler's bookkeeping keys are left out
+        clean = {k: (list(v) if isinstance(v, tuple) else v) for k, v in group.items() if k != "initial_lr"}
+        groups.append(clean)
+    return tensors, groups
+
+
+def _optimizer_state_from(tensors: dict[str, torch.Tensor], groups: list[dict[str, Any]]) -> dict[str, Any]:
+    state: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        fqn, name = key.rsplit("::", 1)
+        state.setdefault(fqn, {})[name] = value
+    restored = []
+    for group in groups:
+        g = dict(group)
+        if "betas" in g:
+            g["betas"] = tuple(g["betas"])
+        restored.append(g)
+    return {"state": state, "param_groups": restored}
+
+
+def rng_tensors() -> dict[str, torch.Tensor]:
+    out = {"torch_cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for index, state in enumerate(torch.cuda.get_rng_state_all()):
+            out[f"torch_cuda_{index}"] = state
+    return out
+
+
+def restore_rng(tensors: dict[str, torch.Tensor]) -> None:
+    torch.set_rng_state(tensors["torch_cpu"])
+    if torch.cuda.is_available():
+        states = [tensors[k] for k in sorted(tensors) if k.startswith("torch_cuda_")]
+        if len(states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(states)
+
+
+def write_checkpoint(
+    store: Store,
+    rel: str,
+    hf_model: Any,
+    model_state: dict[str, torch.Tensor],
+    optim_state: dict[str, Any],
+    state: CheckpointState,
+) -> CheckpointRef:
+    """Write a checkpoint folder at ``rel`` (store-relative); the manifest makes it visible."""
+    existing = read_manifest(store, rel, verify=False, missing_ok=True)
+    if existing is not None:
+        return CheckpointRef(url=store.url_of(rel), step=state.step, sha256=existing[1])
+    with tempfile.TemporaryDirectory(prefix="lrpath-ckpt-") as tmp:
+        hf_model.save_pretrained(tmp, state_dict=model_state)
+        if not os.path.exists(os.path.join(tmp, MODEL_FILE)):
+            raise CheckpointError(f"save_pretrained wrote no {MODEL_FILE} for {rel}")
+        optim_tensors, groups = _optimizer_tensors(optim_state)
+        save_file(optim_tensors, os.path.join(tmp, OPTIMIZER_FILE))
+        save_file(rng_tensors(), os.path.join(tmp, RNG_FILE))
+        state = state.model_copy(update={"param_groups": groups})
+        with open(os.path.join(tmp, STATE), "w") as f:
+            f.write(state.model_dump_json(indent=2))
+        files = {name: _sha256_file(os.path.join(tmp, name)) for name in sorted(os.listdir(tmp))}
+        manifest = json.dumps({"files": files, "step": state.step}, indent=2, sort_keys=True).encode()
+        manifest_sha = hashlib.sha256(manifest).hexdigest()
+        if store.is_local:
+            final = store._path(rel)
+            staging = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
+            shutil.copytree(tmp, staging)
+            with open(os.path.join(staging, MANIFEST), "wb") as f:
+                f.write(manifest)
+                f.flush()
+                os.fsync(f.fileno())
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            try:
+                os.rename(staging, final)
+            except OSError:
+                shutil.rmtree(staging, ignore_errors=True)
+                if read_manifest(store, rel, verify=False, missing_ok=True) is None:
+                    raise
+        else:
+            for name in files:
+                store.put_file(os.path.join(tmp, name), f"{rel}/{name}")
+            store.write_bytes(f"{rel}/{MANIFEST}", manifest)
+    return CheckpointRef(url=store.url_of(rel), step=state.step, sha256=manifest_sha)
+
+
+def read_manifest(
+    store: Store, rel: str, verify: bool = True, missing_ok: bool = False
+) -> tuple[dict[str, str], str] | None:
+    """``(files → sha256, manifest sha256)``; with ``verify`` every file is re-hashed."""
+    if not store.exists(f"{rel}/{MANIFEST}"):
+        if missing_ok:
+            return None
+        raise CheckpointError(
+            f"checkpoint {store.url_of(rel)} is missing or incomplete (no {MANIFEST}); "
+            "re-run the step that writes it"
+        )
+    raw = store.read_bytes(f"{rel}/{MANIFEST}")
+    files: dict[str, str] = json.loads(raw)["files"]
+    if verify:
+        for name, want in files.items():
+            got = hashlib.sha256(store.read_bytes(f"{rel}/{name}")).hexdigest()
+            if got != want:
+                raise CheckpointError(
+                    f"checkpoint file {store.url_of(rel)}/{name} fails its sha256 check "
+                    f"(expected {want[:12]}…, got {got[:12]}…): it is corrupt; restore it or re-run the step"
+                )
+    return files, hashlib.sha256(raw).hexdigest()
+
+
+def read_checkpoint(
+    store: Store, rel: str
+) -> tuple[CheckpointState, dict[str, torch.Tensor], dict[str, Any], dict]:
+    """Verified ``(state, model tensors, optimizer state, rng tensors)`` of a checkpoint folder."""
+    read_manifest(store, rel, verify=True)
+    with tempfile.TemporaryDirectory(prefix="lrpath-load-") as tmp:
+        for name in (MODEL_FILE, OPTIMIZER_FILE, RNG_FILE):
+            store.get_file(f"{rel}/{name}", os.path.join(tmp, name))
+        model_tensors = load_file(os.path.join(tmp, MODEL_FILE))
+        optim_tensors = load_file(os.path.join(tmp, OPTIMIZER_FILE))
+        rng = load_file(os.path.join(tmp, RNG_FILE))
+    state = CheckpointState.model_validate_json(store.read_bytes(f"{rel}/{STATE}"))
+    return state, model_tensors, _optimizer_state_from(optim_tensors, state.param_groups), rng
+
+
+def list_checkpoints(store: Store, run_rel: str) -> list[int]:
+    """Steps of the complete (manifest present) checkpoints under a run folder, ascending."""
+    steps = []
+    for name in store.ls(run_rel):
+        match = STEP_DIR.match(name)
+        if match and store.exists(f"{run_rel}/{name}/{MANIFEST}"):
+            steps.append(int(match.group(1)))
+    return sorted(steps)
+
+
+def remove_incomplete(store: Store, run_rel: str) -> list[str]:
+    """Delete leftovers of interrupted writes (staging folders, folders without a manifest)."""
+    removed = []
+    for name in store.ls(run_rel):
+        complete = STEP_DIR.match(name) and store.exists(f"{run_rel}/{name}/{MANIFEST}")
+        if not complete and (name.startswith("step-") or ".tmp-" in name):
+            store.remove(f"{run_rel}/{name}", recursive=True)
+            removed.append(name)
+    return removed
