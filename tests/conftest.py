@@ -1,0 +1,66 @@
+"""Shared fixtures: a tiny project on generated text, ingested once per test session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+TINY_OVERRIDES = {
+    "data.vocab_size": 512,
+    "optimizer.warmup_steps": 5,
+    "optimizer.batch_size": 8,
+    "optimizer.seq_len": 64,
+    "optimizer.lr_max": 3e-3,
+    "optimizer.lr_min": 3e-4,
+    "checkpoint_every": 10,
+}
+
+
+def tiny_config(store: str, **extra):
+    from lrpath_core.config import load_config
+
+    return load_config(None, store=store, **{**TINY_OVERRIDES, **extra})
+
+
+@pytest.fixture
+def make_config():
+    """``make_config(store_url, **overrides)``: the tiny test configuration."""
+    return tiny_config
+
+
+@pytest.fixture(scope="session")
+def synthetic_sources(tmp_path_factory) -> list[str]:
+    from lrpath_core.synthetic import write_synthetic_versions
+
+    root = tmp_path_factory.mktemp("incoming")
+    return write_synthetic_versions(str(root), versions=2, docs_per_version=150, seed=0)
+
+
+@pytest.fixture(scope="session")
+def _ingested_template(tmp_path_factory, synthetic_sources) -> Path:
+    from lrpath_core.runner import add_version
+    from lrpath_core.storage import Store
+
+    root = tmp_path_factory.mktemp("template") / "store"
+    cfg = tiny_config(str(root))
+    store = Store(str(root))
+    for source in synthetic_sources:
+        add_version(store, cfg, source)
+    return root
+
+
+@pytest.fixture
+def ingested_store(tmp_path, _ingested_template):
+    """A fresh copy of a store with the tokenizer and two ingested versions (nothing trained)."""
+    from lrpath_core.storage import Store
+
+    root = tmp_path / "store"
+    shutil.copytree(_ingested_template, root)
+    return Store(str(root)), tiny_config(str(root))
