@@ -115,7 +115,183 @@ def add_store_argument(p: argparse.ArgumentParser) -> None:
     )
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_plan]
+def _store(args: argparse.Namespace):
+    from lrpath_core.storage import Store
+
+    return Store(args.store)
+
+
+def _config_for(args: argparse.Namespace, store):
+    """The store's saved config; else ``--config`` (or defaults) for a new timeline."""
+    from lrpath_core.config import load_config
+    from lrpath_core.runner import store_config
+
+    fallback = load_config(args.config) if getattr(args, "config", None) else None
+    return store_config(store, fallback)
+
+
+def cmd_data_gcide(args: argparse.Namespace) -> int:
+    from lrpath_core.corpus import gcide_versions
+
+    folders = gcide_versions(args.out, versions=args.versions, max_chars_per_version=args.max_chars)
+    for folder in folders:
+        print(folder)
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from lrpath_core.incoming import stage_incoming
+    from lrpath_core.runner import save_config
+
+    store = _store(args)
+    store.check_reachable()
+    save_config(store, _config_for(args, store))
+    url = stage_incoming(store, args.path, args.name)
+    print(f"staged {args.path} as {url}")
+    if args.now:
+        return cmd_update(args)
+    return 0
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    from flows.version_update import version_update
+    from lrpath_core.runner import save_config
+
+    store = _store(args)
+    store.check_reachable()
+    save_config(store, _config_for(args, store))
+    version_update(store=store.url)
+    return cmd_status(argparse.Namespace(store=store.url, json=False))
+
+
+def status_dict(store) -> dict:
+    from lrpath_core.report import timeline_rows
+    from lrpath_core.runner import require_timeline, timeline_appl
+
+    timeline = require_timeline(store)
+    costs = timeline.costs()
+    return {
+        "store": store.url,
+        "versions": timeline_rows(timeline),
+        "appl": timeline_appl(timeline),
+        "steps_run": timeline.steps_run.model_dump(),
+        "paradigms": {name: cost.model_dump() for name, cost in costs.items()},
+        "relative_cost": costs["path_switching"].relative_cost if costs else None,
+    }
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    status = status_dict(_store(args))
+    if args.json:
+        print(json.dumps(status))
+        return 0
+    print(f"store {status['store']}")
+    header = f"{'ver':>3}  {'name':<10} {'status':<9} {'ΔT_i':>6} {'S_i':>6} {'fork':>6} {'B_i':>5} {'PPL':>9}  {'rev':>3}  published"
+    print(header)
+    for row in status["versions"]:
+        ppl = f"{row['ppl']:.3f}" if row["ppl"] is not None else "-"
+        print(
+            f"{row['version']:>3}  {row['name'][:10]:<10} {row['status']:<9} {row['delta_steps']:>6} "
+            f"{row['cumulative_steps']:>6} {row['fork_step']:>6} {row['branch_steps']:>5} {ppl:>9}  "
+            f"{row['revision'] or '-':>3}  {row['published_url'] or '-'}"
+        )
+    if status["appl"] is not None:
+        print(f"APPL {status['appl']:.3f}")
+    for name, cost in status["paradigms"].items():
+        print(f"{name:<15} {cost['total_steps']:>8} steps  relative cost {cost['relative_cost']:.3f}")
+    print(f"steps run so far: main {status['steps_run']['main']}, branches {status['steps_run']['branch']}")
+    return 0
+
+
+def cmd_rerun_branch(args: argparse.Namespace) -> int:
+    from flows.rerun_branch import rerun_branch
+
+    store = _store(args)
+    release = rerun_branch(version=args.version, store=store.url, decay=args.decay, alpha=args.alpha)
+    print(f"published v{args.version} revision {release.revision} at {release.url}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from lrpath_core.corpus import gcide_versions
+    from lrpath_core.demo import demo_chars_per_version, demo_config
+    from lrpath_core.incoming import stage_incoming
+    from lrpath_core.runner import save_config
+    from lrpath_core.synthetic import write_synthetic_versions
+
+    store = _store(args)
+    store.check_reachable()
+    config = _config_for(args, store) if store.exists("config.json") else demo_config(args.quick, store.url)
+    save_config(store, config)
+    data_dir = os.path.abspath(args.data_dir)
+    if args.synthetic:
+        folders = write_synthetic_versions(
+            data_dir, versions=args.versions, docs_per_version=3000 if args.quick else 6000
+        )
+    else:
+        folders = gcide_versions(
+            data_dir, versions=args.versions, max_chars_per_version=demo_chars_per_version(args.quick)
+        )
+    from flows.version_update import version_update
+
+    for folder in folders:
+        url = stage_incoming(store, folder)
+        print(f"lrpath demo: new data arrived: {url}")
+        version_update(store=store.url)
+    return cmd_status(argparse.Namespace(store=store.url, json=False))
+
+
+def _add_pipeline(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="prepare corpora")
+    data_sub = data.add_subparsers(dest="corpus", required=True, parser_class=_Parser)
+    g = data_sub.add_parser("gcide", help="split GCIDE (Debian dict-gcide) into ordered versions")
+    g.add_argument("--out", required=True, help="folder (or fsspec URL) for v1/, v2/, ...")
+    g.add_argument("--versions", type=int, default=4)
+    g.add_argument(
+        "--max-chars", type=int, default=None, help="truncate each version to this many characters"
+    )
+    g.set_defaults(func=cmd_data_gcide)
+
+    p = sub.add_parser("ingest", help="add a version's shards to the store's incoming/ folder")
+    p.add_argument("path", help="local folder of .txt/.jsonl/.parquet shards")
+    p.add_argument("--name", help="version name (default: the folder's name)")
+    p.add_argument("--now", action="store_true", help="run the version update right away")
+    p.add_argument("--config", help="lrpath.yaml for a new store")
+    add_store_argument(p)
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser(
+        "update", help="run the version-update flow: ingest, main path, branch, evaluate, publish"
+    )
+    p.add_argument("--config", help="lrpath.yaml for a new store")
+    add_store_argument(p)
+    p.set_defaults(func=cmd_update)
+
+    p = sub.add_parser("status", help="the timeline: versions, PPL, published URLs, cost")
+    p.add_argument("--json", action="store_true")
+    add_store_argument(p)
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("rerun-branch", help="one version's branch again from its fork checkpoint")
+    p.add_argument("version", type=int)
+    p.add_argument("--decay", choices=list(DECAY_SHAPES))
+    p.add_argument("--alpha", type=float)
+    add_store_argument(p)
+    p.set_defaults(func=cmd_rerun_branch)
+
+    p = sub.add_parser("demo", help="the whole 4-version timeline on GCIDE through the flows")
+    p.add_argument("--quick", action="store_true", help="a minute-scale configuration")
+    p.add_argument("--versions", type=int, default=4)
+    p.add_argument("--synthetic", action="store_true", help="generated text instead of GCIDE")
+    p.add_argument(
+        "--data-dir", default="./lrpath-data", help="where the demo's version folders are prepared"
+    )
+    p.add_argument("--config", help="lrpath.yaml (default: the demo configuration)")
+    add_store_argument(p)
+    p.set_defaults(func=cmd_demo)
+
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_plan, _add_pipeline]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -132,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -25,6 +25,7 @@ from lrpath_core.schedules import LRPath
 from lrpath_core.storage import Store
 from lrpath_core.timeline import (
     CheckpointRef,
+    Release,
     Timeline,
     VersionRecord,
     branch_length,
@@ -34,6 +35,7 @@ from lrpath_core.tokenizer import load_tokenizer, save_tokenizer, tokenizer_sha2
 from lrpath_core.train import DataSpec, ProgressFn, SegmentResult, SegmentSpec, run_segment
 
 TIMELINE = "timeline.json"
+CONFIG = "config.json"
 TOKENIZER = "tokenizer"
 MAIN_RUN = "checkpoints/main"
 
@@ -63,6 +65,24 @@ def require_timeline(store: Store) -> Timeline:
     if timeline is None:
         raise TimelineError(f"no timeline in {store.url}: ingest a first version (lrpath ingest PATH --now)")
     return timeline
+
+
+def store_config(store: Store, fallback: ProjectConfig | None = None) -> ProjectConfig:
+    """The configuration a store's timeline was started with (saved at its first ingest).
+
+    Later runs (a deployment triggered by an event, a re-run) read it from the store, so every
+    version of a timeline trains with the same settings.
+    """
+    if store.exists(CONFIG):
+        saved = ProjectConfig.model_validate(store.read_json(CONFIG))
+        return saved.model_copy(update={"store": store.url})
+    config = fallback or ProjectConfig()
+    return config.model_copy(update={"store": store.url})
+
+
+def save_config(store: Store, config: ProjectConfig) -> None:
+    if not store.exists(CONFIG):
+        store.write_json(CONFIG, config.model_dump(mode="json"))
 
 
 def bootstrap_tokenizer(store: Store, config: ProjectConfig, first_source: str) -> str:
@@ -111,6 +131,7 @@ def add_version(
             )
     number = len(timeline.versions) + 1 if timeline else 1
     if number == 1:
+        save_config(store, config)
         bootstrap_tokenizer(store, config, source_url)
     tokenizer = load_tokenizer(store, TOKENIZER)
     manifest = ingest_version(
@@ -359,6 +380,25 @@ def record_branch(store: Store, version: int, ref: CheckpointRef, ppl: Perplexit
         return timeline
 
     return update_timeline(store, put)
+
+
+def record_release(store: Store, version: int, release: Release) -> Timeline:
+    """Add a published revision to the version's record (once) and mark the version released."""
+
+    def put(timeline: Timeline | None) -> Timeline:
+        assert timeline is not None
+        rec = timeline.version(version)
+        if all(r.revision != release.revision for r in rec.releases):
+            rec.releases.append(release)
+            rec.releases.sort(key=lambda r: r.revision)
+        rec.status = "released"
+        return timeline
+
+    return update_timeline(store, put)
+
+
+def unreleased_versions(timeline: Timeline) -> list[int]:
+    return [v.version for v in timeline.versions if not v.releases]
 
 
 def timeline_appl(timeline: Timeline) -> float | None:

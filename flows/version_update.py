@@ -1,0 +1,85 @@
+"""``version-update``: the version timeline as a DAG (DESIGN.md §2).
+
+ingest → main path to the fork → (branch decay → evaluate → publish) ∥ main tail → report
+"""
+
+from __future__ import annotations
+
+import os
+
+from prefect import flow, get_run_logger
+
+from lrpath_core.config import DEFAULT_STORE, load_config
+from lrpath_core.runner import load_timeline, require_timeline, store_config, unreleased_versions
+from lrpath_core.storage import Store
+from tasks.evaluation import evaluate
+from tasks.ingest import find_incoming, ingest
+from tasks.publishing import publish
+from tasks.report import timeline_report
+from tasks.training import branch_decay, extend_main_path
+
+
+def default_store() -> str:
+    return os.environ.get("LRPATH_STORE", DEFAULT_STORE)
+
+
+@flow(name="version-update", log_prints=True)
+def version_update(
+    store: str | None = None,
+    sources: list[str] | None = None,
+    config_path: str | None = None,
+    scan_incoming: bool = True,
+) -> dict:
+    """Bring every arrived, unreleased data version to a published release.
+
+    ``sources`` are version folders to ingest now (in order); with ``scan_incoming`` the store's
+    complete ``incoming/`` folders are ingested too. Re-running after a crash resumes: finished
+    steps are read from ``timeline.json``, a half-done segment from its newest checkpoint.
+    """
+    logger = get_run_logger()
+    store_obj = Store(store or default_store())
+    store_obj.check_reachable()
+    fallback = load_config(config_path) if config_path else None
+    config = store_config(store_obj, fallback)
+    url = store_obj.url
+
+    pending = list(sources or [])
+    if scan_incoming:
+        pending += [s for s in find_incoming(url) if s not in pending]
+    for source in pending:
+        ingest(url, config, source, source.rstrip("/").rsplit("/", 1)[-1])
+
+    timeline, _ = load_timeline(store_obj)
+    if timeline is None:
+        logger.info("no data yet in %s: nothing to do", url)
+        return {"store": url, "released": []}
+    released = []
+    for version in unreleased_versions(timeline):
+        record = require_timeline(store_obj).version(version)
+        fork = extend_main_path(url, config, version, "fork")
+        branch = branch_decay.submit(url, config, version, wait_for=[fork])
+        tail = extend_main_path.submit(url, config, version, "end", wait_for=[fork])
+        checkpoint, fork_step, branch_steps = branch.result()
+        metrics = evaluate(url, version, checkpoint)
+        release = publish(
+            url,
+            version,
+            checkpoint,
+            config.paradigm.decay,
+            config.paradigm.alpha,
+            fork_step,
+            branch_steps,
+            metrics,
+        )
+        tail.result()
+        logger.info(
+            "released v%d (%s) r%d: ppl %.3f at %s",
+            version,
+            record.name,
+            release.revision,
+            metrics["ppl"],
+            release.url,
+        )
+        released.append(version)
+    summary = timeline_report(url)
+    return {"store": url, "released": released, **summary}

@@ -1,0 +1,43 @@
+"""Human-readable views of a timeline: the status table rows and the LR-path plot."""
+
+from __future__ import annotations
+
+from lrpath_core.config import ProjectConfig
+from lrpath_core.plots import plot_lr_paths
+from lrpath_core.timeline import Timeline, lr_paths
+
+
+def timeline_rows(timeline: Timeline) -> list[dict]:
+    costs = timeline.costs()
+    rows = []
+    for v in timeline.versions:
+        latest = v.releases[-1] if v.releases else None
+        rows.append(
+            {
+                "version": v.version,
+                "name": v.name,
+                "status": v.status,
+                "delta_steps": v.delta_steps,
+                "cumulative_steps": v.cumulative_steps,
+                "fork_step": v.fork_step,
+                "branch_steps": v.branch_steps,
+                "ppl": round(v.metrics["ppl"], 4) if "ppl" in v.metrics else None,
+                "ppl_per_version": {k: round(x, 4) for k, x in v.metrics.items() if k.startswith("ppl_v")},
+                "revision": latest.revision if latest else None,
+                "published_url": latest.url if latest else None,
+            }
+        )
+    if costs:
+        for row in rows:
+            row["relative_cost"] = round(costs["path_switching"].relative_cost, 4)
+    return rows
+
+
+def lr_plot_png(timeline: Timeline, config: ProjectConfig, out: str) -> str:
+    """The three paradigms' LR paths for the timeline's versions (the paper's Figure 1)."""
+    o = config.optimizer
+    paths = lr_paths(timeline.plans(), o.lr_max, o.lr_min, o.warmup_steps, timeline.decay)
+    plot_lr_paths(
+        paths, out, title=f"{len(timeline.versions)} versions, alpha={timeline.alpha}, decay={timeline.decay}"
+    )
+    return out

@@ -1,0 +1,59 @@
+"""Training tasks: one GPU job at a time through Prefect's global concurrency limit ``gpu``."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Literal
+
+from prefect import task
+from prefect.cache_policies import NONE
+from prefect.concurrency.sync import concurrency
+
+from lrpath_core.config import DecayShape, ProjectConfig
+from lrpath_core.runner import extend_main, run_branch
+from lrpath_core.storage import Store
+from lrpath_core.timeline import CheckpointRef
+from tasks.progress import SegmentProgress
+
+GPU_SLOT = "gpu"
+
+
+def gpu_slot():
+    """Hold the ``gpu`` global concurrency slot while training.
+
+    On the ephemeral API (no ``PREFECT_API_URL``: the demo, tests) there is no limit to hold and
+    Prefect would only warn; a server deployment creates the limit (``deployments/setup.sh``).
+    """
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        return contextlib.nullcontext()
+    return concurrency(GPU_SLOT, occupy=1)
+
+
+@task(name="extend-main", task_run_name="main-v{version}-to-{to}", cache_policy=NONE)
+def extend_main_path(
+    store_url: str, config: ProjectConfig, version: int, to: Literal["fork", "end"]
+) -> CheckpointRef:
+    """The main path (constant η_max) up to version ``version``'s fork step or its end."""
+    progress = SegmentProgress(f"main-v{version}-to-{to}", f"main path of version {version} to its {to}")
+    with gpu_slot():
+        return extend_main(Store(store_url), config, version, to, progress=progress, progress_bar=True)
+
+
+@task(name="branch-decay", task_run_name="branch-v{version}", cache_policy=NONE)
+def branch_decay(
+    store_url: str,
+    config: ProjectConfig,
+    version: int,
+    decay: DecayShape | None = None,
+    alpha: float | None = None,
+) -> tuple[CheckpointRef, int, int]:
+    """A branch from the fork checkpoint, decaying to η_min; returns (checkpoint, fork step, branch steps)."""
+    progress = SegmentProgress(
+        f"branch-v{version}", f"branch of version {version} (decay {decay or config.paradigm.decay})"
+    )
+    with gpu_slot():
+        return run_branch(
+            Store(store_url), config, version, decay, alpha, progress=progress, progress_bar=True
+        )
