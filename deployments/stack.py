@@ -1,0 +1,200 @@
+"""A local Prefect stack for lrpath: server (SQLite), work pools, the ``gpu`` limit, deployments, workers.
+
+``python -m deployments.stack up [--port 4200] [--store URL]`` starts everything on 127.0.0.1 and
+keeps it running until Ctrl-C; the UI is at ``http://127.0.0.1:PORT``. The tests use the same
+functions to start and stop a real server and worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+POOLS = {"lrpath-cpu": None, "lrpath-gpu": 1}
+"""Work pools and the number of flow runs each worker takes at once (the GPU pool: one)."""
+GPU_LIMIT = ("gpu", 1)
+
+
+def prefect_bin() -> str:
+    local = Path(sys.executable).with_name("prefect")
+    return str(local) if local.exists() else (shutil.which("prefect") or "prefect")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    port: int
+    home: Path
+    store: str
+    processes: list[subprocess.Popen] = field(default_factory=list)
+    logs: list[Path] = field(default_factory=list)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {
+            **os.environ,
+            "PREFECT_HOME": str(self.home),
+            "PREFECT_API_URL": self.api_url,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_SERVER_API_HOST": "127.0.0.1",
+            "PREFECT_SERVER_API_PORT": str(self.port),
+            "PREFECT_UI_API_URL": self.api_url,
+            "LRPATH_PROJECT_DIR": str(PROJECT_DIR),
+            "LRPATH_STORE": self.store,
+        }
+        env.update(extra)
+        return env
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            [prefect_bin(), *args],
+            env=self.env(),
+            cwd=PROJECT_DIR,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        if check and proc.returncode != 0:
+            raise RuntimeError(
+                f"prefect {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
+        return proc
+
+    def _spawn(self, name: str, *args: str) -> subprocess.Popen:
+        self.home.mkdir(parents=True, exist_ok=True)
+        log = self.home / f"{name}.log"
+        self.logs.append(log)
+        handle = open(log, "ab")  # noqa: SIM115 - lives as long as the process
+        proc = subprocess.Popen(
+            [prefect_bin(), *args],
+            env=self.env(),
+            cwd=PROJECT_DIR,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes.append(proc)
+        return proc
+
+    def start_server(self, timeout: float = 90) -> None:
+        self._spawn("server", "server", "start", "--host", "127.0.0.1", "--port", str(self.port))
+        self.wait_healthy(timeout)
+
+    def wait_healthy(self, timeout: float) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            if any(p.poll() is not None for p in self.processes[:1]):
+                break
+            time.sleep(0.5)
+        raise RuntimeError(
+            f"Prefect server on port {self.port} did not come up; see {self.home / 'server.log'}"
+        )
+
+    def create_pools(self) -> None:
+        for pool in POOLS:
+            self.run("work-pool", "create", pool, "--type", "process", "--overwrite")
+        name, limit = GPU_LIMIT
+        created = self.run("global-concurrency-limit", "create", name, "--limit", str(limit), check=False)
+        if created.returncode != 0:
+            self.run("global-concurrency-limit", "update", name, "--limit", str(limit))
+
+    def deploy(self, names: list[str] | None = None) -> str:
+        """``prefect deploy`` of every deployment in prefect.yaml, or of the named ones."""
+        selection = [arg for name in names for arg in ("--name", name)] if names else ["--all"]
+        return self.run("--no-prompt", "deploy", *selection).stdout
+
+    def start_workers(self, pools: dict[str, int | None] | None = None) -> None:
+        for pool, limit in (pools or POOLS).items():
+            args = ["worker", "start", "--pool", pool, "--type", "process", "--name", f"{pool}-worker"]
+            if limit:
+                args += ["--limit", str(limit)]
+            self._spawn(f"worker-{pool}", *args)
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        for proc in reversed(self.processes):
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        self.processes.clear()
+
+
+@contextlib.contextmanager
+def local_stack(
+    home: Path,
+    store: str,
+    port: int | None = None,
+    workers: dict[str, int | None] | None = None,
+    deploy: bool | list[str] = True,
+) -> Iterator[Stack]:
+    """A running server (+ pools, limit, deployments, workers), stopped on exit."""
+    stack = Stack(port=port or free_port(), home=home, store=store)
+    try:
+        stack.start_server()
+        stack.create_pools()
+        if deploy:
+            stack.deploy(deploy if isinstance(deploy, list) else None)
+        if workers is None or workers:
+            stack.start_workers(workers)
+        yield stack
+    finally:
+        stack.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deployments.stack")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start server, pools, deployments and workers; Ctrl-C stops them")
+    up.add_argument("--port", type=int, default=4200)
+    up.add_argument(
+        "--home", default=str(PROJECT_DIR / ".prefect"), help="PREFECT_HOME (SQLite database, logs)"
+    )
+    up.add_argument("--store", default=os.environ.get("LRPATH_STORE", str(PROJECT_DIR / "lrpath-store")))
+    args = parser.parse_args(argv)
+    store = args.store if "://" in args.store else os.path.abspath(args.store)
+    with local_stack(Path(args.home), store, port=args.port) as stack:
+        print(f"Prefect UI:  http://127.0.0.1:{stack.port}")
+        print(f"API:         {stack.api_url}   (export PREFECT_API_URL={stack.api_url})")
+        print(f"store:       {store}")
+        print("pools:       lrpath-cpu, lrpath-gpu (1 run at a time); global concurrency limit gpu=1")
+        print(f"logs:        {args.home}/*.log — Ctrl-C stops everything")
+        try:
+            while all(p.poll() is None for p in stack.processes):
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
