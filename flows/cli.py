@@ -205,8 +205,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_rerun_branch(args: argparse.Namespace) -> int:
     from flows.rerun_branch import rerun_branch
+    from lrpath_core.runner import branch_plan
 
     store = _store(args)
+    branch_plan(
+        store, args.version, args.alpha
+    )  # user errors surface here as one line, before Prefect starts
     release = rerun_branch(version=args.version, store=store.url, decay=args.decay, alpha=args.alpha)
     print(f"published v{args.version} revision {release.revision} at {release.url}")
     return 0

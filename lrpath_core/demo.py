@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lrpath_core.config import ProjectConfig, load_config
 
-QUICK_CHARS = 700_000
+QUICK_CHARS = 400_000
 FULL_CHARS = 1_600_000
 
 

@@ -311,6 +311,29 @@ def branch_run(version: int, decay: DecayShape, alpha: float) -> str:
     return f"checkpoints/branches/v{version}-{decay}-a{alpha:g}"
 
 
+def branch_plan(store: Store, version: int, alpha: float | None = None) -> tuple[int, int]:
+    """``(fork step, branch steps)`` of a branch of ``version`` with ``alpha``, refused early when
+    the main path kept no checkpoint at that fork (it keeps them at fork points and version ends)."""
+    timeline = require_timeline(store)
+    record = timeline.version(version)
+    if alpha is None or alpha == timeline.alpha:
+        fork, branch_steps = record.fork_step, record.branch_steps
+    else:
+        if not 0 < alpha < 1:
+            raise TimelineError(f"alpha must be strictly between 0 and 1, got {alpha}")
+        branch_steps = min(branch_length(alpha, record.cumulative_steps), record.delta_steps)
+        fork = record.cumulative_steps - branch_steps
+    fork_rel = main_checkpoint_rel(fork)
+    if read_manifest(store, fork_rel, verify=False, missing_ok=True) is None:
+        kept = sorted({s for v in timeline.versions for s in (v.fork_step, v.cumulative_steps)})
+        raise TimelineError(
+            f"no main-path checkpoint at step {fork} ({store.url_of(fork_rel)}) to fork version {version}'s "
+            f"branch from (alpha={alpha if alpha is not None else timeline.alpha}); the main path keeps "
+            f"checkpoints only at fork points and version ends (steps {', '.join(map(str, kept))})"
+        )
+    return fork, branch_steps
+
+
 def run_branch(
     store: Store,
     config: ProjectConfig,
@@ -327,19 +350,10 @@ def run_branch(
     """
     timeline = require_timeline(store)
     record = timeline.version(version)
+    fork, branch_steps = branch_plan(store, version, alpha)
     decay = decay or timeline.decay
     alpha = alpha if alpha is not None else timeline.alpha
-    if alpha == timeline.alpha:
-        fork, branch_steps = record.fork_step, record.branch_steps
-    else:
-        branch_steps = min(branch_length(alpha, record.cumulative_steps), record.delta_steps)
-        fork = record.cumulative_steps - branch_steps
     fork_rel = main_checkpoint_rel(fork)
-    if read_manifest(store, fork_rel, verify=False, missing_ok=True) is None:
-        raise TimelineError(
-            f"no main-path checkpoint at step {fork} ({store.url_of(fork_rel)}) to fork version {version}'s "
-            f"branch from (alpha={alpha}); the main path keeps checkpoints only at fork points and version ends"
-        )
     o = config.optimizer
     lr_path = LRPath(
         kind="branch", lr_max=o.lr_max, lr_min=o.lr_min, start_step=fork, length=branch_steps, shape=decay

@@ -1,0 +1,63 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lrpath_core.corpus import GCIDE_PATH
+
+pytestmark = pytest.mark.slow
+LRPATH = str(Path(sys.executable).with_name("lrpath"))
+
+
+@pytest.mark.skipif(
+    not os.path.exists(GCIDE_PATH), reason="dict-gcide is not installed (scripts/system-deps.sh)"
+)
+def test_demo_quick_then_status_json(tmp_path):
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "LRPATH_STORE": str(tmp_path / "store")}
+    demo = subprocess.run(
+        [LRPATH, "demo", "--quick", "--data-dir", str(tmp_path / "data")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert demo.returncode == 0, demo.stderr[-4000:]
+    status = subprocess.run(
+        [LRPATH, "status", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert status.returncode == 0, status.stderr
+    out = json.loads(status.stdout)
+    assert [v["version"] for v in out["versions"]] == [1, 2, 3, 4]
+    for row in out["versions"]:
+        assert row["ppl"] is not None and row["ppl"] < 4096
+        assert row["published_url"] and Path(row["published_url"], "model.safetensors").exists()
+        assert row["relative_cost"] <= 0.6
+    assert out["relative_cost"] <= 0.6
+    assert (
+        out["steps_run"]["main"] + out["steps_run"]["branch"]
+        == out["paradigms"]["path_switching"]["total_steps"]
+    )
+
+
+def test_user_errors_are_one_line(tmp_path):
+    env = {**os.environ, "LRPATH_STORE": str(tmp_path / "empty")}
+    for args, needle in (
+        (["status"], "no timeline"),
+        (["ingest", str(tmp_path / "missing")], "is not a folder"),
+        (["rerun-branch", "1"], "no timeline"),
+        (["data", "gcide", "--out", str(tmp_path / "d"), "--versions", "4"], None),
+    ):
+        proc = subprocess.run(
+            [LRPATH, *args], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path
+        )
+        if needle is None:
+            continue
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr
+        assert proc.stderr.strip().splitlines()[-1].startswith("lrpath: error:") and needle in proc.stderr, (
+            proc.stderr
+        )
