@@ -41,7 +41,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from lrpath_core.checkpoint import MODEL_FILE, STATE, CheckpointState, read_manifest
+from lrpath_core.checkpoint import MODEL_FILE, STATE, CheckpointError, CheckpointState, read_manifest
 from lrpath_core.config import DecayShape
 from lrpath_core.data import load_manifest
 from lrpath_core.schedules import LRPath
@@ -65,8 +65,12 @@ _SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN
 _INDEX_RETRIES = 5
 
 
-class PublishError(StoreError):
-    """A version cannot be published, or a published revision is missing or fails its checksums."""
+class PublishError(ValueError):
+    """A version cannot be published as asked, or a published revision is missing or corrupt.
+
+    Not a :class:`StoreError`: retrying cannot fix it. Transient trouble (a failed copy, a
+    concurrent publish) raises ``StoreError`` / ``StaleStateError`` instead.
+    """
 
 
 class PublishedRevision(BaseModel):
@@ -271,22 +275,12 @@ def publish_version(
         }
         _refuse_secrets(store, generated)
 
+        copied = {name: f"{ckpt_rel}/{name}" for name in CHECKPOINT_FILES if name in ckpt_files}
+        copied.update({name: f"{TOKENIZER}/{name}" for name in tokenizer_names})
         staging = f"{STAGING}/v{version}-r{revision}-{uuid.uuid4().hex}"
         final = revision_dir(version, revision)
         try:
-            copied = {name: f"{ckpt_rel}/{name}" for name in CHECKPOINT_FILES if name in ckpt_files}
-            copied.update({name: f"{TOKENIZER}/{name}" for name in tokenizer_names})
-            for name, src in copied.items():
-                _copy_object(store, src, f"{staging}/{name}")
-            for name, content in generated.items():
-                store.write_bytes(f"{staging}/{name}", content)
-            hashes = _verify_staged(store, staging, copied, ckpt_files, generated)
-            checksums = format_checksums(hashes).encode()
-            store.write_bytes(f"{staging}/{CHECKSUMS}", checksums)
-            for name in sorted(hashes):
-                _place_file(store, f"{staging}/{name}", f"{final}/{name}")
-            _place_file(store, f"{staging}/{CHECKSUMS}", f"{final}/{CHECKSUMS}")
-            _check_placed(store, final, hashes, checksums)
+            checksums = _write_revision(store, staging, final, copied, ckpt_files, generated)
             entry = PublishedRevision(
                 revision=revision,
                 path=final,
@@ -421,12 +415,9 @@ def model_card(lineage: Lineage, url: str) -> str:
         lines += ["| metric | value |", "|---|---|", *metric_rows]
     else:
         lines.append("No metrics were recorded for this release.")
-    relative_cost = lineage.extra.get("relative_cost")
-    if isinstance(relative_cost, int | float):
-        lines += [
-            "",
-            f"Relative cost (training steps run / PTFS's steps for the same versions): {relative_cost:.3f}.",
-        ]
+    cost = _relative_cost_line(lineage.extra.get("relative_cost"))
+    if cost:
+        lines += ["", cost]
     lines += [
         "",
         "## How to load",
@@ -452,6 +443,17 @@ def model_card(lineage: Lineage, url: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _relative_cost_line(cost: Any) -> str | None:
+    """``relative_cost`` from the lineage extras: one number, or one per paradigm."""
+    what = "Relative cost (optimizer steps run / PTFS's steps for the same versions)"
+    if isinstance(cost, int | float) and not isinstance(cost, bool):
+        return f"{what}: {cost:.3f}."
+    if isinstance(cost, dict):
+        parts = [f"{k} {v:.3f}" for k, v in cost.items() if isinstance(v, int | float)]
+        return f"{what}: {', '.join(parts)}." if parts else None
+    return None
 
 
 def _metric_rows(metrics: dict[str, float], version: int) -> list[str]:
@@ -569,6 +571,29 @@ def _hash_local(path: str) -> str:
     return digest.hexdigest()
 
 
+def _write_revision(
+    store: Store,
+    staging: str,
+    final: str,
+    copied: dict[str, str],
+    ckpt_files: dict[str, str],
+    generated: dict[str, bytes],
+) -> bytes:
+    """Stage and verify every file, then move them into ``final`` with the checksums last."""
+    for name, src in copied.items():
+        _copy_object(store, src, f"{staging}/{name}")
+    for name, content in generated.items():
+        store.write_bytes(f"{staging}/{name}", content)
+    hashes = _verify_staged(store, staging, copied, ckpt_files, generated)
+    checksums = format_checksums(hashes).encode()
+    store.write_bytes(f"{staging}/{CHECKSUMS}", checksums)
+    for name in sorted(hashes):
+        _place_file(store, f"{staging}/{name}", f"{final}/{name}")
+    _place_file(store, f"{staging}/{CHECKSUMS}", f"{final}/{CHECKSUMS}")
+    _check_placed(store, final, hashes, checksums)
+    return checksums
+
+
 def _copy_object(store: Store, src_rel: str, dst_rel: str) -> None:
     """Copy inside the store: a streamed file copy locally, a server-side copy on object stores."""
     src, dst = store._path(src_rel), store._path(dst_rel)
@@ -602,18 +627,19 @@ def _verify_staged(
         got = _hash_object(store, f"{staging}/{name}")
         want = ckpt_files.get(name) if name in CHECKPOINT_FILES else None
         if want is not None and got != want:
-            source = _hash_object(store, src)
-            cause = "the checkpoint is corrupt" if source != want else "the copy into staging failed"
-            raise PublishError(
-                f"{name} does not match the checkpoint manifest of {store.url_of(src.rsplit('/', 1)[0])} "
-                f"(expected {want[:12]}…, got {got[:12]}…): {cause}"
-            )
+            checkpoint = store.url_of(src.rsplit("/", 1)[0])
+            if _hash_object(store, src) != want:
+                raise CheckpointError(
+                    f"checkpoint file {checkpoint}/{name} fails its sha256 check (expected {want[:12]}…): "
+                    "it is corrupt; restore it or re-run the branch"
+                )
+            raise StoreError(f"the staged copy of {checkpoint}/{name} differs from its source: retry")
         hashes[name] = got
     for name, content in generated.items():
         want = hashlib.sha256(content).hexdigest()
         got = _hash_object(store, f"{staging}/{name}")
         if got != want:
-            raise PublishError(f"staged {name} reads back with another sha256 than was written: retry")
+            raise StoreError(f"staged {name} reads back with another sha256 than was written: retry")
         hashes[name] = got
     return hashes
 
@@ -623,7 +649,7 @@ def _check_placed(store: Store, final: str, hashes: dict[str, str], checksums: b
     present = set(store.walk_files(final))
     lost = sorted((set(hashes) | {CHECKSUMS}) - present)
     if lost or store.read_bytes(f"{final}/{CHECKSUMS}") != checksums:
-        raise PublishError(
+        raise StaleStateError(
             f"{store.url_of(final)} does not hold what this publish wrote"
             + (f" (missing {', '.join(lost)})" if lost else " (another publish wrote there)")
         )
@@ -684,7 +710,7 @@ def _add_to_index(store: Store, version: int, entry: PublishedRevision) -> None:
     for attempt in range(_INDEX_RETRIES):
         index = read_index(store)
         if any(r.revision == entry.revision for r in index.revisions(version)):
-            raise PublishError(
+            raise StaleStateError(
                 f"another publish registered v{version} r{entry.revision} meanwhile; "
                 f"publish again to get a new revision"
             )
