@@ -204,8 +204,8 @@ class Store:
         """An exclusive lock for read-modify-write of a state object.
 
         Local stores use ``flock`` on a sidecar file (released by the OS if the process dies).
-        Re-entrant within one ``Store``. Object stores have no lock primitive; there the generation check in
-        :meth:`write_json_checked` is what refuses a stale writer.
+        Re-entrant within one ``Store``. Object stores have no lock primitive; there the generation
+        check plus a conditional PUT in :meth:`write_json_checked` refuse a stale writer.
         """
         if not self.is_local or rel in self._held_locks:
             yield
@@ -233,15 +233,50 @@ class Store:
     def write_json_checked(self, rel: str, obj: dict[str, Any], expected_generation: int) -> int:
         """Write ``obj`` as generation ``expected_generation + 1`` unless someone else wrote first."""
         with self.lock(rel):
+            etag = None if self.is_local else self._etag(rel)
             _, current = self.read_json_generation(rel)
             if current != expected_generation:
-                raise StaleStateError(
-                    f"{self.url_of(rel)} changed since it was read (it is at generation {current}, "
-                    f"this writer holds {expected_generation}); another run updated it: reload and retry"
+                raise self._stale(
+                    rel, f"it is at generation {current}, this writer holds {expected_generation}"
                 )
             new_generation = expected_generation + 1
-            self.write_json(rel, {**obj, "generation": new_generation})
+            payload = (
+                json.dumps({**obj, "generation": new_generation}, indent=2, sort_keys=True) + "\n"
+            ).encode()
+            if self.is_local:
+                self.write_bytes(rel, payload)
+            else:
+                self._put_if_unchanged(rel, payload, etag)
             return new_generation
+
+    def _stale(self, rel: str, detail: str) -> StaleStateError:
+        return StaleStateError(
+            f"{self.url_of(rel)} changed since it was read ({detail}); another run updated it: reload and retry"
+        )
+
+    def _etag(self, rel: str) -> str | None:
+        try:
+            return self.fs.info(self._path(rel), refresh=True).get("ETag")
+        except FileNotFoundError:
+            return None
+
+    def _put_if_unchanged(self, rel: str, payload: bytes, etag: str | None) -> None:
+        """A conditional PUT: S3 refuses it if another writer replaced the object since ``etag``."""
+        path = self._path(rel)
+        try:
+            if etag is None:
+                self.fs.pipe_file(path, payload, mode="create")
+            else:
+                self.fs.pipe_file(path, payload, IfMatch=etag)
+        except FileExistsError as exc:
+            raise self._stale(rel, "it was created by another writer meanwhile") from exc
+        except OSError as exc:
+            text = f"{exc} {exc.__cause__}"
+            if any(m in text for m in ("PreconditionFailed", "pre-conditions", "ConditionalRequestConflict")):
+                raise self._stale(
+                    rel, "another writer replaced it between this writer's read and write"
+                ) from exc
+            raise
 
 
 def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:

@@ -106,11 +106,6 @@ def test_unreachable_endpoint_is_a_clear_error(monkeypatch):
     assert closed.split("//")[1] in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="storage.py bug: on object stores write_json_checked reads the generation and then PUTs "
-    "unconditionally, so a writer landing between the two is overwritten; fix: conditional PUT (If-Match)",
-)
 def test_generation_check_refuses_a_writer_that_lands_between_check_and_write(s3_store, monkeypatch):
     s3_store.write_json_checked("timeline.json", {"v": "first"}, 0)
     other = Store(s3_store.url)
