@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import posixpath
 import tempfile
 from collections.abc import Iterator
@@ -134,9 +135,15 @@ def read_documents(url: str, storage_options: dict[str, Any] | None = None) -> l
     else:
         raise ShardError(f"{url}: unknown shard type {suffix!r}; use one of {', '.join(SUPPORTED_SUFFIXES)}")
     with tempfile.TemporaryDirectory(prefix="lrpath-ds-") as cache_dir, _quiet_datasets(datasets):
+        local = url
+        if "://" in url and not url.startswith("file://"):
+            # fetched with fsspec first: datasets refuses remote files when HF_HUB_OFFLINE is set
+            local = os.path.join(cache_dir, "shard" + suffix)
+            with open(local, "wb") as f:
+                f.write(_read(url, storage_options))
         ds = datasets.load_dataset(
             builder,
-            data_files=url,
+            data_files=local,
             split="train",
             keep_in_memory=True,
             cache_dir=cache_dir,

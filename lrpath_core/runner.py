@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from typing import Literal
 
@@ -22,7 +23,7 @@ from lrpath_core.config import DecayShape, ProjectConfig
 from lrpath_core.data import VersionManifest, ingest_version, list_shards, load_manifest, read_documents
 from lrpath_core.evaluate import Perplexity, appl, evaluate_checkpoint
 from lrpath_core.schedules import LRPath
-from lrpath_core.storage import Store
+from lrpath_core.storage import StaleStateError, Store
 from lrpath_core.timeline import (
     CheckpointRef,
     Release,
@@ -50,14 +51,26 @@ def load_timeline(store: Store) -> tuple[Timeline | None, int]:
 
 
 def update_timeline(store: Store, change: Callable[[Timeline | None], Timeline]) -> Timeline:
-    """Read-modify-write ``timeline.json`` under the store lock; a stale writer is refused."""
-    with store.lock(TIMELINE):
-        current, generation = load_timeline(store)
-        updated = change(current.model_copy(deep=True) if current else None)
-        store.write_json_checked(
-            TIMELINE, updated.model_dump(mode="json", exclude={"generation"}), generation
-        )
-        return updated.model_copy(update={"generation": generation + 1})
+    """Read-modify-write ``timeline.json``: under the store lock locally, optimistic on object stores.
+
+    A writer that lost a race (another task wrote in between) re-reads and re-applies ``change``,
+    so concurrent tasks (a branch and the main tail) never lose each other's updates.
+    """
+    attempts = 8
+    for attempt in range(attempts):
+        with store.lock(TIMELINE):
+            current, generation = load_timeline(store)
+            updated = change(current.model_copy(deep=True) if current else None)
+            state = updated.model_dump(mode="json", exclude={"generation"})
+            try:
+                store.write_json_checked(TIMELINE, state, generation)
+            except StaleStateError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+                continue
+            return updated.model_copy(update={"generation": generation + 1})
+    raise AssertionError("unreachable")
 
 
 def require_timeline(store: Store) -> Timeline:

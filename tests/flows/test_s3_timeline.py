@@ -1,0 +1,56 @@
+"""The whole timeline through the flows with the store on s3:// (moto's real S3 server on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import servers  # noqa: E402
+
+from flows.version_update import version_update  # noqa: E402
+from lrpath_core.incoming import stage_incoming  # noqa: E402
+from lrpath_core.publish import download_published, read_index  # noqa: E402
+from lrpath_core.runner import require_timeline, save_config  # noqa: E402
+from lrpath_core.storage import Store  # noqa: E402
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+
+def test_whole_timeline_on_s3_then_from_pretrained(tmp_path, monkeypatch, synthetic_sources, make_config):
+    with servers.moto_s3_server() as endpoint:
+        for key, value in servers.s3_env(endpoint).items():
+            monkeypatch.setenv(key, value)
+        servers.create_bucket(endpoint, "lrpath-test")
+        store = Store("s3://lrpath-test/timelines/demo")
+        save_config(store, make_config(store.url))
+        for source in synthetic_sources:
+            stage_incoming(store, source)
+        result = version_update(store=store.url)
+        assert result["released"] == [1, 2]
+
+        timeline = require_timeline(store)
+        assert [v.status for v in timeline.versions] == ["released", "released"]
+        assert (
+            timeline.steps_run.main + timeline.steps_run.branch
+            == timeline.costs()["path_switching"].total_steps
+        )
+        assert all(
+            r.url.startswith("s3://lrpath-test/timelines/demo/models/")
+            for v in timeline.versions
+            for r in v.releases
+        )
+        assert sorted(read_index(store).versions) in (["1", "2"], [1, 2])
+
+        local = download_published(store, 2, 1, tmp_path / "v2")
+        model = AutoModelForCausalLM.from_pretrained(local)
+        tokenizer = AutoTokenizer.from_pretrained(local)
+        ids = tokenizer("a sentence to score", return_tensors="pt").input_ids
+        with torch.no_grad():
+            loss = model(input_ids=ids, labels=ids).loss
+        assert torch.isfinite(loss)
+        assert store.exists(f"checkpoints/main/step-{timeline.version(2).cumulative_steps:08d}/manifest.json")
