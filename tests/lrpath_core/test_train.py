@@ -192,10 +192,11 @@ def test_sigkill_mid_segment_then_resume_gives_byte_identical_weights(ingested_s
 @pytest.mark.skipif(
     shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None, reason="no torchrun"
 )
-def test_two_process_torchrun_matches_one_process_loss_curve(ingested_store, tmp_path):
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
+def test_two_process_torchrun_matches_one_process_loss_curve(ingested_store, tmp_path, parallel):
     store, cfg = ingested_store
     one = run_segment(store, main_spec(store, cfg, "checkpoints/one", 8, checkpoint_every=100))
-    spec = main_spec(store, cfg, "checkpoints/two", 8, checkpoint_every=100)
+    spec = main_spec(store, cfg, "checkpoints/two", 8, checkpoint_every=100, parallel=parallel)
     (tmp_path / "spec.json").write_text(spec.model_dump_json())
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
