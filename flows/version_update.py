@@ -9,7 +9,7 @@ import os
 
 from prefect import flow, get_run_logger
 
-from lrpath_core.config import DEFAULT_STORE, load_config
+from lrpath_core.config import DEFAULT_STORE, ProjectConfig, load_config
 from lrpath_core.runner import load_timeline, require_timeline, store_config, unreleased_versions
 from lrpath_core.storage import Store
 from tasks.evaluation import evaluate
@@ -17,6 +17,8 @@ from tasks.ingest import find_incoming, ingest
 from tasks.publishing import publish
 from tasks.report import timeline_report
 from tasks.training import branch_decay, extend_main_path
+
+UPDATE_LOCK = "locks/version-update"
 
 
 def default_store() -> str:
@@ -34,15 +36,26 @@ def version_update(
 
     ``sources`` are version folders to ingest now (in order); with ``scan_incoming`` the store's
     complete ``incoming/`` folders are ingested too. Re-running after a crash resumes: finished
-    steps are read from ``timeline.json``, a half-done segment from its newest checkpoint.
+    steps are read from ``timeline.json``, a half-done segment from its newest checkpoint. Two
+    updates of one local store run one after the other (a file lock; deployment runs are also
+    limited to one at a time by the deployment's concurrency limit).
     """
     logger = get_run_logger()
     store_obj = Store(store or default_store())
     store_obj.check_reachable()
     fallback = load_config(config_path) if config_path else None
     config = store_config(store_obj, fallback)
-    url = store_obj.url
 
+    def waiting() -> None:
+        logger.info("another version update holds %s; waiting for it to finish", store_obj.url_of(UPDATE_LOCK))
+
+    with store_obj.lock(UPDATE_LOCK, on_wait=waiting):
+        return _update(store_obj, config, sources, scan_incoming)
+
+
+def _update(store_obj: Store, config: ProjectConfig, sources: list[str] | None, scan_incoming: bool) -> dict:
+    logger = get_run_logger()
+    url = store_obj.url
     pending = list(sources or [])
     if scan_incoming:
         pending += [s for s in find_incoming(url) if s not in pending]

@@ -14,7 +14,7 @@ import json
 import os
 import posixpath
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import fsspec
@@ -200,7 +200,7 @@ class Store:
             yield full[len(base) :].lstrip("/")
 
     @contextlib.contextmanager
-    def lock(self, rel: str) -> Iterator[None]:
+    def lock(self, rel: str, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
         """An exclusive lock for read-modify-write of a state object.
 
         Local stores use ``flock`` on a sidecar file (released by the OS if the process dies).
@@ -215,7 +215,12 @@ class Store:
         path = self._path(rel) + ".lock"
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "a+") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait is not None:
+                    on_wait()
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             self._held_locks.add(rel)
             try:
                 yield

@@ -1,0 +1,96 @@
+"""Faults a platform team meets: a killed update, two updates at once (real processes)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lrpath_core.incoming import stage_incoming
+from lrpath_core.runner import require_timeline, save_config
+from lrpath_core.storage import Store
+from lrpath_core.timeline import paradigm_steps
+
+pytestmark = pytest.mark.slow
+LRPATH = str(Path(sys.executable).with_name("lrpath"))
+
+
+def prepared_store(root: Path, source: str, make_config) -> Store:
+    store = Store(str(root))
+    save_config(store, make_config(store.url))
+    stage_incoming(store, source)
+    return store
+
+
+def update(store: Store) -> subprocess.Popen:
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [LRPATH, "update", "--store", store.url],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def published_sha(store: Store) -> str:
+    return hashlib.sha256(store.read_bytes("models/v1/r1/model.safetensors")).hexdigest()
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if path.exists():
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"update ended before {path} appeared:\n{proc.stdout.read()[-3000:]}")
+        time.sleep(0.05)
+    raise AssertionError(f"{path} did not appear within {timeout}s")
+
+
+@pytest.mark.parametrize(
+    "milestone", ["checkpoints/main/step-00000010/manifest.json", "checkpoints/branches"]
+)
+def test_sigkill_anywhere_then_update_again_gives_the_same_release(
+    tmp_path, synthetic_sources, make_config, milestone
+):
+    clean = prepared_store(tmp_path / "clean", synthetic_sources[0], make_config)
+    proc = update(clean)
+    assert proc.wait(300) == 0, proc.stdout.read()[-3000:]
+
+    store = prepared_store(tmp_path / "killed", synthetic_sources[0], make_config)
+    proc = update(store)
+    wait_for(Path(store.root) / milestone, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    assert not store.exists("models/v1/r1/checksums.sha256"), "killed too late"
+
+    again = update(store)
+    out, _ = again.communicate(timeout=300)
+    assert again.returncode == 0, out[-3000:]
+    assert published_sha(store) == published_sha(clean)
+    timeline = require_timeline(store)
+    assert timeline.version(1).status == "released"
+    leftovers = [p for p in Path(store.root).rglob("*") if ".tmp-" in p.name or p.name == ".staging"]
+    assert leftovers == []
+
+
+def test_two_updates_at_once_are_serialized(tmp_path, synthetic_sources, make_config):
+    store = prepared_store(tmp_path / "store", synthetic_sources[0], make_config)
+    first, second = update(store), update(store)
+    outputs = [p.communicate(timeout=400)[0] for p in (first, second)]
+    assert first.returncode == 0 and second.returncode == 0, "\n".join(o[-2000:] for o in outputs)
+    assert any("waiting for it to finish" in o for o in outputs)
+    timeline = require_timeline(store)
+    assert len(timeline.versions) == 1 and len(timeline.version(1).releases) == 1
+    planned = paradigm_steps(timeline.plans())["path_switching"]
+    assert timeline.steps_run.main + timeline.steps_run.branch == planned, "no step may run twice"
+    assert json.loads(store.read_text("timeline.json"))["generation"] >= 1
