@@ -203,6 +203,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_release(args: argparse.Namespace) -> int:
+    from lrpath_core.incoming import release_hold
+
+    release_hold(_store(args), args.name)
+    print(f"released the hold on {args.name}: the next update ingests the files now in incoming/{args.name}/")
+    return 0
+
+
 def cmd_rerun_branch(args: argparse.Namespace) -> int:
     from flows.rerun_branch import rerun_branch
     from lrpath_core.runner import branch_plan
@@ -275,6 +283,11 @@ def _add_pipeline(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     add_store_argument(p)
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("release", help="lift the hold on a data drop that had bad files (after fixing them)")
+    p.add_argument("name", help="the drop's folder name under incoming/")
+    add_store_argument(p)
+    p.set_defaults(func=cmd_release)
 
     p = sub.add_parser("rerun-branch", help="one version's branch again from its fork checkpoint")
     p.add_argument("version", type=int)

@@ -8,9 +8,16 @@ from __future__ import annotations
 import os
 
 from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
 
 from lrpath_core.config import DEFAULT_STORE, ProjectConfig, load_config
-from lrpath_core.runner import load_timeline, require_timeline, store_config, unreleased_versions
+from lrpath_core.runner import (
+    DropRejected,
+    load_timeline,
+    require_timeline,
+    store_config,
+    unreleased_versions,
+)
 from lrpath_core.storage import Store
 from tasks.evaluation import evaluate
 from tasks.ingest import find_incoming, ingest
@@ -47,7 +54,9 @@ def version_update(
     config = store_config(store_obj, fallback)
 
     def waiting() -> None:
-        logger.info("another version update holds %s; waiting for it to finish", store_obj.url_of(UPDATE_LOCK))
+        logger.info(
+            "another version update holds %s; waiting for it to finish", store_obj.url_of(UPDATE_LOCK)
+        )
 
     with store_obj.lock(UPDATE_LOCK, on_wait=waiting):
         return _update(store_obj, config, sources, scan_incoming)
@@ -59,11 +68,21 @@ def _update(store_obj: Store, config: ProjectConfig, sources: list[str] | None, 
     pending = list(sources or [])
     if scan_incoming:
         pending += [s for s in find_incoming(url) if s not in pending]
+    held: DropRejected | None = None
     for source in pending:
-        ingest(url, config, source, source.rstrip("/").rsplit("/", 1)[-1])
+        try:
+            ingest(url, config, source, source.rstrip("/").rsplit("/", 1)[-1])
+        except DropRejected as exc:
+            # later drops wait too: versions are ordered; what is already ingested still gets released
+            logger.error("%s", exc)
+            create_markdown_artifact(f"### Data drop held\n\n{exc}", key="held-drop")
+            held = exc
+            break
 
     timeline, _ = load_timeline(store_obj)
     if timeline is None:
+        if held is not None:
+            raise held
         logger.info("no data yet in %s: nothing to do", url)
         return {"store": url, "released": []}
     released = []
@@ -95,4 +114,6 @@ def _update(store_obj: Store, config: ProjectConfig, sources: list[str] | None, 
         )
         released.append(version)
     summary = timeline_report(url)
+    if held is not None:
+        raise held
     return {"store": url, "released": released, **summary}

@@ -13,7 +13,10 @@ from lrpath_core.data import SUPPORTED_SUFFIXES
 from lrpath_core.storage import Store, StoreError
 
 INCOMING = "incoming"
+QUARANTINE = "quarantine"
 READY_MARKERS = ("_READY", "manifest.json")
+HELD = "_HELD"
+"""A drop with bad files is held: not ingested until the files are fixed or the rest confirmed."""
 
 
 def natural_key(name: str) -> list[object]:
@@ -25,7 +28,47 @@ def ready_folders(store: Store) -> list[str]:
     """Names of complete folders under ``incoming/``, in natural order."""
     names = [n for n in store.ls(INCOMING) if not n.startswith((".", "_"))]
     ready = [n for n in names if any(store.exists(f"{INCOMING}/{n}/{m}") for m in READY_MARKERS)]
-    return sorted(ready, key=natural_key)
+    return sorted((n for n in ready if not store.exists(f"{INCOMING}/{n}/{HELD}")), key=natural_key)
+
+
+def held_folders(store: Store) -> list[str]:
+    names = [n for n in store.ls(INCOMING) if not n.startswith((".", "_"))]
+    return sorted((n for n in names if store.exists(f"{INCOMING}/{n}/{HELD}")), key=natural_key)
+
+
+def incoming_name(store: Store, source_url: str) -> str | None:
+    """The drop's name when ``source_url`` is a folder under this store's ``incoming/``."""
+    prefix = store.url_of(INCOMING).rstrip("/") + "/"
+    source = source_url.rstrip("/")
+    if source.startswith(prefix) and "/" not in source[len(prefix) :]:
+        return source[len(prefix) :]
+    return None
+
+
+def hold(store: Store, name: str, problems: list[tuple[str, str]]) -> str:
+    """Quarantine a drop's bad files (each with a ``.reason.txt``) and hold the rest of the drop.
+
+    Nothing is deleted: bad files move to ``quarantine/<name>/``; the valid files stay where they
+    are, but the drop is not ingested until the user fixes it (re-uploads the files and runs
+    ``lrpath release NAME``) or confirms the rest as it is (``lrpath release NAME``).
+    """
+    lines = []
+    for url, problem in problems:
+        filename = url.rstrip("/").rsplit("/", 1)[-1]
+        source_rel = f"{INCOMING}/{name}/{filename}"
+        target_rel = f"{QUARANTINE}/{name}/{filename}"
+        if store.exists(source_rel):
+            store.move(source_rel, target_rel)
+        store.write_text(f"{target_rel}.reason.txt", problem + "\n")
+        lines.append(f"{filename}: {problem}")
+    store.write_text(f"{INCOMING}/{name}/{HELD}", "\n".join(lines) + "\n")
+    return store.url_of(f"{QUARANTINE}/{name}")
+
+
+def release_hold(store: Store, name: str) -> None:
+    if not store.exists(f"{INCOMING}/{name}/{HELD}"):
+        raise StoreError(f"{store.url_of(INCOMING + '/' + name)} is not held: nothing to release")
+    store.remove(f"{INCOMING}/{name}/{HELD}")
 
 
 def stage_incoming(store: Store, source: str, name: str | None = None) -> str:

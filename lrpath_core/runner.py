@@ -20,8 +20,17 @@ from typing import Literal
 
 from lrpath_core.checkpoint import read_manifest, step_dir
 from lrpath_core.config import DecayShape, ProjectConfig
-from lrpath_core.data import VersionManifest, ingest_version, list_shards, load_manifest, read_documents
+from lrpath_core.data import (
+    ShardError,
+    VersionManifest,
+    ingest_version,
+    list_shards,
+    load_manifest,
+    read_documents,
+    validate_shard,
+)
 from lrpath_core.evaluate import Perplexity, appl, evaluate_checkpoint
+from lrpath_core.incoming import hold, incoming_name
 from lrpath_core.schedules import LRPath
 from lrpath_core.storage import StaleStateError, Store
 from lrpath_core.timeline import (
@@ -126,7 +135,7 @@ def add_version(
     """Ingest a version's shards and append it to the timeline (idempotent on identical content)."""
     timeline, _ = load_timeline(store)
     name = name or source_url.rstrip("/").rsplit("/", 1)[-1]
-    checks = [_shard_digest(url, store) for url in list_shards(source_url, store.storage_options)]
+    checks = validate_drop(store, source_url, name)
     data_sha = hashlib.sha256("".join(sorted(checks)).encode()).hexdigest()
     if timeline is not None:
         for record in timeline.versions:
@@ -193,10 +202,38 @@ def add_version(
     return update_timeline(store, append).version(number)
 
 
-def _shard_digest(url: str, store: Store) -> str:
-    from lrpath_core.data import validate_shard
+class DropRejected(ShardError):
+    """A data drop has bad files; the version is held and the timeline unchanged."""
 
-    return validate_shard(url, store.storage_options).sha256
+
+def validate_drop(store: Store, source_url: str, name: str) -> list[str]:
+    """sha256 of every shard of a drop, after checking them all; any bad file holds the whole drop.
+
+    Bad files of a drop in the store's ``incoming/`` are moved to ``quarantine/`` with a reason.
+    """
+    problems: list[tuple[str, str]] = []
+    digests: list[str] = []
+    try:
+        shards = list_shards(source_url, store.storage_options)
+    except ShardError as exc:
+        shards, problems = [], [(source_url, str(exc))]
+    for url in shards:
+        try:
+            digests.append(validate_shard(url, store.storage_options).sha256)
+        except ShardError as exc:
+            problems.append((url, str(exc)))
+    if not problems:
+        return digests
+    where = ""
+    if incoming_name(store, source_url) == name and shards:
+        where = f"; bad files moved to {hold(store, name, problems)} with a reason each"
+    elif incoming_name(store, source_url) == name:
+        hold(store, name, [])
+    detail = "; ".join(p for _, p in problems)
+    raise DropRejected(
+        f"data drop {name!r} is held ({len(problems)} problem(s)): {detail}{where}. Fix and re-upload the "
+        f"files, or accept the {len(digests)} valid file(s) as they are: then run `lrpath release {name}`"
+    )
 
 
 def _segment_spec(

@@ -185,6 +185,13 @@ class Store:
     def open_read(self, rel: str) -> io.BufferedIOBase:
         return self.fs.open(self._path(rel), "rb")
 
+    def move(self, src_rel: str, dst_rel: str) -> None:
+        """Move one object within the store (a rename locally; copy then delete on S3)."""
+        dst = self._path(dst_rel)
+        if self.is_local:
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+        self.fs.mv(self._path(src_rel), dst)
+
     def remove(self, rel: str, recursive: bool = False) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm(self._path(rel), recursive=recursive)

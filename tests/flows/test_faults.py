@@ -94,3 +94,21 @@ def test_two_updates_at_once_are_serialized(tmp_path, synthetic_sources, make_co
     planned = paradigm_steps(timeline.plans())["path_switching"]
     assert timeline.steps_run.main + timeline.steps_run.branch == planned, "no step may run twice"
     assert json.loads(store.read_text("timeline.json"))["generation"] >= 1
+
+
+def test_a_held_drop_fails_the_update_clearly_after_releasing_what_it_can(
+    tmp_path, synthetic_sources, make_config
+):
+    from flows.version_update import version_update
+    from lrpath_core.runner import DropRejected
+
+    store = prepared_store(tmp_path / "store", synthetic_sources[0], make_config)
+    bad = Path(store.root) / "incoming" / "v2"
+    bad.mkdir(parents=True)
+    (bad / "broken.txt").write_bytes(b"\x00\x00 not text")
+    (bad / "_READY").write_text("")
+    with pytest.raises(DropRejected, match="broken.txt"):
+        version_update(store=store.url)
+    timeline = require_timeline(store)
+    assert [v.name for v in timeline.versions] == ["v1"] and timeline.version(1).status == "released"
+    assert store.exists("quarantine/v2/broken.txt.reason.txt")
