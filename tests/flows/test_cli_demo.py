@@ -61,3 +61,40 @@ def test_user_errors_are_one_line(tmp_path):
         assert proc.stderr.strip().splitlines()[-1].startswith("lrpath: error:") and needle in proc.stderr, (
             proc.stderr
         )
+
+
+def test_unreachable_store_and_unknown_preset_are_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "LRPATH_S3_ENDPOINT": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "k",
+        "AWS_SECRET_ACCESS_KEY": "s",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_MAX_ATTEMPTS": "1",
+    }
+    proc = subprocess.run(
+        [LRPATH, "update", "--store", "s3://nowhere/x"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "unreachable" in proc.stderr.strip().splitlines()[-1]
+
+    (tmp_path / "lrpath.yaml").write_text("model:\n  preset: gigantic\n")
+    proc = subprocess.run(
+        [LRPATH, "update", "--store", str(tmp_path / "s"), "--config", "lrpath.yaml"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "unknown model preset 'gigantic'" in proc.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -21,11 +22,15 @@ from lrpath_core.storage import Store  # noqa: E402
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 
-def test_whole_timeline_on_s3_then_from_pretrained(tmp_path, monkeypatch, synthetic_sources, make_config):
+def test_whole_timeline_on_s3_then_from_pretrained(
+    tmp_path, monkeypatch, capfd, synthetic_sources, make_config
+):
+    secret = f"lrpath-secret-{uuid.uuid4().hex}"
     with servers.moto_s3_server() as endpoint:
         for key, value in servers.s3_env(endpoint).items():
             monkeypatch.setenv(key, value)
         servers.create_bucket(endpoint, "lrpath-test")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)  # moto accepts any key: this one must never leak
         store = Store("s3://lrpath-test/timelines/demo")
         save_config(store, make_config(store.url))
         for source in synthetic_sources:
@@ -54,3 +59,9 @@ def test_whole_timeline_on_s3_then_from_pretrained(tmp_path, monkeypatch, synthe
             loss = model(input_ids=ids, labels=ids).loss
         assert torch.isfinite(loss)
         assert store.exists(f"checkpoints/main/step-{timeline.version(2).cumulative_steps:08d}/manifest.json")
+
+        # the credential appears in no stored object, log line or artifact
+        leaks = [rel for rel in store.walk_files("") if secret.encode() in store.read_bytes(rel)]
+        assert leaks == []
+        captured = capfd.readouterr()
+        assert secret not in captured.out and secret not in captured.err
