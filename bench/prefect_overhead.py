@@ -1,0 +1,101 @@
+"""Prefect's overhead in a version update: wall time minus the time inside training segments.
+
+.venv/bin/python bench/prefect_overhead.py [--versions 2] [--docs 600]
+
+Runs the `version-update` flow on the ephemeral API over generated text (tiny config) and
+records when every training segment, evaluation and publish ran (wrapping the core functions the
+tasks call). Overlapping segments (a branch and the main tail run side by side) count once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+import lrpath_core.publish as publish_mod  # noqa: E402
+import lrpath_core.runner as runner  # noqa: E402
+import tasks.publishing as publishing_task  # noqa: E402
+from lrpath_core.config import load_config  # noqa: E402
+from lrpath_core.incoming import stage_incoming  # noqa: E402
+from lrpath_core.storage import Store  # noqa: E402
+from lrpath_core.synthetic import write_synthetic_versions  # noqa: E402
+
+INTERVALS: dict[str, list[tuple[float, float]]] = {"train": [], "evaluate": [], "publish": []}
+
+
+def timed(kind: str, fn):
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            INTERVALS[kind].append((start, time.perf_counter()))
+
+    return wrapper
+
+
+def union(intervals: list[tuple[float, float]]) -> float:
+    total, end = 0.0, float("-inf")
+    for a, b in sorted(intervals):
+        if b <= end:
+            continue
+        total += b - max(a, end)
+        end = b
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--versions", type=int, default=2)
+    parser.add_argument("--docs", type=int, default=600, help="generated documents per version")
+    args = parser.parse_args()
+    runner.run_segment = timed("train", runner.run_segment)
+    runner.evaluate_checkpoint = timed("evaluate", runner.evaluate_checkpoint)
+    publishing_task.publish_version = timed("publish", publish_mod.publish_version)
+    from flows.version_update import version_update
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(f"{tmp}/store")
+        config = load_config(
+            None,
+            store=store.url,
+            **{
+                "data.vocab_size": 1024,
+                "optimizer.seq_len": 128,
+                "optimizer.batch_size": 16,
+                "optimizer.warmup_steps": 10,
+            },
+        )
+        runner.save_config(store, config)
+        folders = write_synthetic_versions(f"{tmp}/data", versions=args.versions, docs_per_version=args.docs)
+        for folder in folders:
+            stage_incoming(store, folder)
+            for values in INTERVALS.values():
+                values.clear()
+            start = time.perf_counter()
+            version_update(store=store.url)
+            wall = time.perf_counter() - start
+            train, evaluate, publish = (union(INTERVALS[k]) for k in ("train", "evaluate", "publish"))
+            rows.append(
+                {
+                    "version": len(rows) + 1,
+                    "wall_s": round(wall, 2),
+                    "train_s": round(train, 2),
+                    "evaluate_s": round(evaluate, 2),
+                    "publish_s": round(publish, 2),
+                    "overhead_s": round(wall - train, 2),
+                    "overhead_excl_eval_publish_s": round(wall - train - evaluate - publish, 2),
+                }
+            )
+            print(json.dumps(rows[-1]), flush=True)
+    print(json.dumps({"runs": rows}))
+
+
+if __name__ == "__main__":
+    main()
