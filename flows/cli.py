@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from flows.compare_cli import add_compare
 from lrpath_core.config import DECAY_SHAPES, DEFAULT_STORE
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, KeyError, FileNotFoundError, PermissionError)
@@ -308,7 +309,7 @@ def _add_pipeline(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_demo)
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_plan, _add_pipeline]
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_plan, _add_pipeline, add_compare]
 
 
 class _Parser(argparse.ArgumentParser):

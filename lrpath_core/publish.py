@@ -26,6 +26,7 @@ another version), and leftovers count as stale only after :data:`STALE_AFTER_S`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.metadata
@@ -296,8 +297,10 @@ def publish_version(
             )
             _add_to_index(store, version, entry)
         finally:
-            store.remove(staging, recursive=True)
-        _remove_stale_staging(store)
+            # never hide the first error; a leftover is removed by the next publish of this revision
+            with contextlib.suppress(Exception):
+                store.remove(staging, recursive=True)
+        _remove_stale_staging(store, registered=f"v{version}-r{revision}-")
     return entry.release()
 
 
@@ -726,9 +729,12 @@ def _add_to_index(store: Store, version: int, entry: PublishedRevision) -> None:
                 raise
 
 
-def _remove_stale_staging(store: Store) -> None:
+def _remove_stale_staging(store: Store, registered: str = "") -> None:
+    """Stale staging leftovers, and those of earlier tries of the revision just ``registered``
+    (their cleanup may have failed with the store unreachable; any publish still staging that
+    revision can only fail now, since the index lists it)."""
     for name in store.ls(STAGING):
-        if _is_stale(store, f"{STAGING}/{name}"):
+        if (registered and name.startswith(registered)) or _is_stale(store, f"{STAGING}/{name}"):
             store.remove(f"{STAGING}/{name}", recursive=True)
     if store.is_local:
         try:

@@ -42,7 +42,7 @@ from lrpath_core.timeline import (
     plan_versions,
 )
 from lrpath_core.tokenizer import load_tokenizer, save_tokenizer, tokenizer_sha256, train_tokenizer
-from lrpath_core.train import DataSpec, ProgressFn, SegmentResult, SegmentSpec, run_segment
+from lrpath_core.train import DataSpec, ProgressFn, SegmentSpec, run_segment
 
 TIMELINE = "timeline.json"
 CONFIG = "config.json"
@@ -330,7 +330,7 @@ def extend_main(
         )
         result = run_segment(store, spec, progress)
         ref = result.checkpoints[target]
-        _count_steps(store, "main", result)
+        _count_steps(store, "main", spec)
 
     def record_ref(timeline: Timeline | None) -> Timeline:
         assert timeline is not None
@@ -346,15 +346,25 @@ def extend_main(
     return ref
 
 
-def _count_steps(store: Store, path: Literal["main", "branch"], result: SegmentResult) -> None:
-    def add(timeline: Timeline | None) -> Timeline:
+def _count_steps(store: Store, path: Literal["main", "branch"], spec: SegmentSpec) -> None:
+    """Record a finished segment's steps once, keyed by the segment.
+
+    Counting per segment (not per process run) keeps the cost exact when a segment was killed
+    and resumed (its steps count once, in full) or run again when already complete (no change).
+    """
+    key = f"{path}:{spec.run}:{spec.start_step}-{spec.end_step}"
+
+    def put(timeline: Timeline | None) -> Timeline:
         assert timeline is not None
-        current = getattr(timeline.steps_run, path)
-        setattr(timeline.steps_run, path, current + result.steps_run)
+        timeline.segments[key] = spec.end_step - spec.start_step
+        for kind in ("main", "branch"):
+            total = sum(n for k, n in timeline.segments.items() if k.startswith(f"{kind}:"))
+            setattr(timeline.steps_run, kind, total)
         return timeline
 
-    if result.steps_run:
-        update_timeline(store, add)
+    current = require_timeline(store)
+    if key not in current.segments:
+        update_timeline(store, put)
 
 
 def branch_run(version: int, decay: DecayShape, alpha: float) -> str:
@@ -422,7 +432,7 @@ def run_branch(
         progress_bar=progress_bar,
     )
     result = run_segment(store, spec, progress)
-    _count_steps(store, "branch", result)
+    _count_steps(store, "branch", spec)
     return result.checkpoints[end], fork, branch_steps
 
 

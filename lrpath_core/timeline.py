@@ -246,6 +246,9 @@ class Timeline(BaseModel):
     tokenizer: str | None = None
     versions: list[VersionRecord] = Field(default_factory=list)
     steps_run: StepsRun = Field(default_factory=StepsRun)
+    segments: dict[str, int] = Field(
+        default_factory=dict, description="steps of every finished training segment, keyed path:run:start-end"
+    )
 
     def plans(self) -> list[VersionPlan]:
         return [v.plan() for v in self.versions]

@@ -242,7 +242,9 @@ def run_segment(store: Store, spec: SegmentSpec, progress: ProgressFn | None = N
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
-    losses = _read_losses(store, spec.run, first) if resume_step is not None else []
+    # the run folder's log keeps earlier segments of the same run (the main path) and drops
+    # anything past this segment's restart point
+    losses = _read_losses(store, spec.run, first)
     checkpoints: dict[int, CheckpointRef] = {}
     keep = set(spec.save_at) | {spec.end_step}
     per_rank = spec.data.batch_size // world
@@ -306,7 +308,7 @@ def run_segment(store: Store, spec: SegmentSpec, progress: ProgressFn | None = N
                 checkpoints[step] = CheckpointRef(
                     url=store.url_of(path), step=step, sha256=found[1] if found else None
                 )
-        if resume_step is not None and not losses:
+        if resume_step is not None and first == spec.end_step:
             losses = _read_losses(store, spec.run, spec.end_step + 1)
     steps_run = spec.end_step - first
     return SegmentResult(
@@ -316,7 +318,7 @@ def run_segment(store: Store, spec: SegmentSpec, progress: ProgressFn | None = N
         resumed_from=resume_step,
         steps_run=steps_run,
         checkpoints=checkpoints,
-        losses=losses,
+        losses=[row for row in losses if spec.start_step <= row[0] < spec.end_step],
         tokens=steps_run * spec.data.batch_size * stream.seq_len,
         seconds=time.perf_counter() - started,
     )

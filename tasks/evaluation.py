@@ -7,14 +7,19 @@ from prefect.cache_policies import NONE
 from lrpath_core.runner import evaluate_branch, record_branch
 from lrpath_core.storage import Store
 from lrpath_core.timeline import CheckpointRef
-from tasks.retry import STORAGE_RETRY_DELAYS, retry_on_storage_error
+from tasks.retry import (
+    STORAGE_RETRIES,
+    STORAGE_RETRY_DELAYS,
+    retry_on_storage_error,
+    store_unreachable_is_store_error,
+)
 
 
 @task(
     name="evaluate",
     task_run_name="evaluate-v{version}",
     cache_policy=NONE,
-    retries=2,
+    retries=STORAGE_RETRIES,
     retry_delay_seconds=STORAGE_RETRY_DELAYS,
     retry_condition_fn=retry_on_storage_error,
 )
@@ -23,9 +28,10 @@ def evaluate(
 ) -> dict[str, float]:
     """Perplexity of a branch on every version's held-out data; posts a table artifact."""
     store = Store(store_url)
-    ppl = evaluate_branch(store, version, checkpoint.url)
-    if record:
-        record_branch(store, version, checkpoint, ppl)
+    with store_unreachable_is_store_error(store_url, f"evaluating v{version}"):
+        ppl = evaluate_branch(store, version, checkpoint.url)
+        if record:
+            record_branch(store, version, checkpoint, ppl)
     rows = [{"data version": f"v{v}", "perplexity": round(p, 3)} for v, p in ppl.per_version.items()]
     rows.append({"data version": "all (token-weighted)", "perplexity": round(ppl.overall, 3)})
     create_table_artifact(rows, key=f"ppl-v{version}", description=f"Perplexity of release v{version}")

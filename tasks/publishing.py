@@ -9,14 +9,19 @@ from lrpath_core.publish import publish_version
 from lrpath_core.runner import record_release, require_timeline
 from lrpath_core.storage import Store
 from lrpath_core.timeline import CheckpointRef, Release
-from tasks.retry import STORAGE_RETRY_DELAYS, retry_on_storage_error
+from tasks.retry import (
+    STORAGE_RETRIES,
+    STORAGE_RETRY_DELAYS,
+    retry_on_storage_error,
+    store_unreachable_is_store_error,
+)
 
 
 @task(
     name="publish",
     task_run_name="publish-v{version}",
     cache_policy=NONE,
-    retries=3,
+    retries=STORAGE_RETRIES,
     retry_delay_seconds=STORAGE_RETRY_DELAYS,
     retry_condition_fn=retry_on_storage_error,
 )
@@ -32,6 +37,20 @@ def publish(
 ) -> Release:
     """Publish a branch end as a versioned model (visible only when complete) and record it."""
     store = Store(store_url)
+    with store_unreachable_is_store_error(store_url, f"publishing v{version}"):
+        return _publish(store, version, checkpoint, decay, alpha, fork_step, branch_steps, metrics)
+
+
+def _publish(
+    store: Store,
+    version: int,
+    checkpoint: CheckpointRef,
+    decay: DecayShape,
+    alpha: float,
+    fork_step: int,
+    branch_steps: int,
+    metrics: dict[str, float],
+) -> Release:
     costs = require_timeline(store).costs()
     extra = {"relative_cost": {name: round(c.relative_cost, 4) for name, c in costs.items()}}
     release = publish_version(

@@ -1,4 +1,10 @@
-"""Training tasks: one GPU job at a time through Prefect's global concurrency limit ``gpu``."""
+"""Training tasks: one GPU job at a time through Prefect's global concurrency limit ``gpu``.
+
+A segment resumes from its newest complete checkpoint, so a try that failed because the store
+was unreachable (say, while writing a checkpoint) is retried like any storage task: the next try
+loses at most ``checkpoint_every`` steps. Once the retries are spent the task fails with a
+:class:`StoreError` naming the store.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,12 @@ from lrpath_core.runner import extend_main, run_branch
 from lrpath_core.storage import Store
 from lrpath_core.timeline import CheckpointRef
 from tasks.progress import SegmentProgress
+from tasks.retry import (
+    STORAGE_RETRIES,
+    STORAGE_RETRY_DELAYS,
+    retry_on_storage_error,
+    store_unreachable_is_store_error,
+)
 
 GPU_SLOT = "gpu"
 
@@ -31,17 +43,32 @@ def gpu_slot():
     return concurrency(GPU_SLOT, occupy=1)
 
 
-@task(name="extend-main", task_run_name="main-v{version}-to-{to}", cache_policy=NONE)
+@task(
+    name="extend-main",
+    task_run_name="main-v{version}-to-{to}",
+    cache_policy=NONE,
+    retries=STORAGE_RETRIES,
+    retry_delay_seconds=STORAGE_RETRY_DELAYS,
+    retry_condition_fn=retry_on_storage_error,
+)
 def extend_main_path(
     store_url: str, config: ProjectConfig, version: int, to: Literal["fork", "end"]
 ) -> CheckpointRef:
     """The main path (constant η_max) up to version ``version``'s fork step or its end."""
-    progress = SegmentProgress(f"main-v{version}-to-{to}", f"main path of version {version} to its {to}")
-    with gpu_slot():
+    what = f"main path of version {version} to its {to}"
+    progress = SegmentProgress(f"main-v{version}-to-{to}", what)
+    with gpu_slot(), store_unreachable_is_store_error(store_url, f"training the {what}"):
         return extend_main(Store(store_url), config, version, to, progress=progress, progress_bar=True)
 
 
-@task(name="branch-decay", task_run_name="branch-v{version}", cache_policy=NONE)
+@task(
+    name="branch-decay",
+    task_run_name="branch-v{version}",
+    cache_policy=NONE,
+    retries=STORAGE_RETRIES,
+    retry_delay_seconds=STORAGE_RETRY_DELAYS,
+    retry_condition_fn=retry_on_storage_error,
+)
 def branch_decay(
     store_url: str,
     config: ProjectConfig,
@@ -50,10 +77,9 @@ def branch_decay(
     alpha: float | None = None,
 ) -> tuple[CheckpointRef, int, int]:
     """A branch from the fork checkpoint, decaying to η_min; returns (checkpoint, fork step, branch steps)."""
-    progress = SegmentProgress(
-        f"branch-v{version}", f"branch of version {version} (decay {decay or config.paradigm.decay})"
-    )
-    with gpu_slot():
+    what = f"branch of version {version} (decay {decay or config.paradigm.decay})"
+    progress = SegmentProgress(f"branch-v{version}", what)
+    with gpu_slot(), store_unreachable_is_store_error(store_url, f"training the {what}"):
         return run_branch(
             Store(store_url), config, version, decay, alpha, progress=progress, progress_bar=True
         )

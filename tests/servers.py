@@ -1,4 +1,4 @@
-"""Real servers for tests: moto's S3 server as a subprocess on 127.0.0.1.
+"""Real servers for tests: moto's S3 server as a subprocess on 127.0.0.1, and a TCP proxy to cut.
 
 Test files import this as ``servers`` after putting ``tests/`` on ``sys.path`` (pytest runs with
 ``--import-mode=importlib``, where ``tests.servers`` is not importable). Nothing here changes the
@@ -10,13 +10,16 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from typing import Self
 
 TEST_KEY = "testing"
 REGION = "us-east-1"
@@ -109,3 +112,145 @@ def create_bucket(endpoint: str, name: str) -> None:
         region_name=REGION,
     )
     client.create_bucket(Bucket=name)
+
+
+def fail_fast_env() -> dict[str, str]:
+    """botocore without its own retries, so that a test of an outage sees the failure in seconds.
+
+    (s3fs retries on top of botocore: ``S3FileSystem.retries``, 5 tries over ~2 s for timeouts and
+    dropped connections; a refused connection is not retried there.)
+    """
+    return {"AWS_MAX_ATTEMPTS": "1", "AWS_RETRY_MODE": "standard"}
+
+
+class TcpProxy:
+    """A TCP forwarder on 127.0.0.1 to ``target_host:target_port`` whose link can be cut and restored.
+
+    moto keeps its objects in memory, so stopping the server would lose them: an outage is
+    simulated here instead. :meth:`cut` stops listening (new connections are refused) and resets
+    every open connection (clients see ``ConnectionResetError``); :meth:`restore` listens on the
+    same port again. Point the store's endpoint at :attr:`endpoint`; the server stays reachable
+    directly, so a test can look at what is stored while the store is "down".
+    """
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self._lock = threading.Lock()
+        self._links: set[_Link] = set()
+        self._listener: socket.socket | None = None
+        self._acceptor: threading.Thread | None = None
+        self.port = 0
+        self.restore()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+
+    @classmethod
+    def to(cls, endpoint: str) -> TcpProxy:
+        """A proxy to an ``http://host:port`` endpoint."""
+        host, port = endpoint.split("://", 1)[-1].rstrip("/").rsplit(":", 1)
+        return cls(host, int(port))
+
+    @property
+    def is_cut(self) -> bool:
+        return self._listener is None
+
+    def restore(self) -> None:
+        """Listen again (on the same port after the first time); no-op when already listening."""
+        with self._lock:
+            if self._listener is not None:
+                return
+            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(("127.0.0.1", self.port))
+            listener.listen(64)
+            self.port = listener.getsockname()[1]
+            self._listener = listener
+            self._acceptor = threading.Thread(
+                target=self._accept, args=(listener,), name=f"proxy-{self.port}", daemon=True
+            )
+            self._acceptor.start()
+
+    def cut(self) -> None:
+        """Refuse new connections and reset the open ones; no-op when already cut."""
+        with self._lock:
+            listener, self._listener = self._listener, None
+            acceptor, self._acceptor = self._acceptor, None
+            links, self._links = self._links, set()
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+            listener.close()
+        for link in links:
+            link.abort()
+        if acceptor is not None:
+            acceptor.join(timeout=5)
+
+    def close(self) -> None:
+        self.cut()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # the listener was shut: cut
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                _Link(client).abort()
+                continue
+            link = _Link(client, upstream)
+            with self._lock:
+                if self._listener is not listener:  # cut while this connection was being set up
+                    link.abort()
+                    return
+                self._links.add(link)
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(link, src, dst), daemon=True).start()
+
+    def _pump(self, link: _Link, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+            if not link.aborted:
+                dst.shutdown(socket.SHUT_WR)  # pass the half-close on
+        except OSError:
+            link.abort()  # a reset on either side: take the whole link down
+        if link.one_side_done():
+            link.close()
+            with self._lock:
+                self._links.discard(link)
+
+
+class _Link:
+    """A client connection and its upstream connection; closed once both directions are done."""
+
+    def __init__(self, *sockets: socket.socket) -> None:
+        self.sockets = sockets
+        self.aborted = False
+        self._open_sides = 2
+        self._lock = threading.Lock()
+
+    def one_side_done(self) -> bool:
+        with self._lock:
+            self._open_sides -= 1
+            return self._open_sides == 0
+
+    def abort(self) -> None:
+        """Reset both connections: SO_LINGER 0 makes close() send RST, not FIN; SHUT_RD wakes readers."""
+        self.aborted = True
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.shutdown(socket.SHUT_RD)
+            sock.close()
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()

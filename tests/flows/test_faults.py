@@ -79,6 +79,10 @@ def test_sigkill_anywhere_then_update_again_gives_the_same_release(
     assert published_sha(store) == published_sha(clean)
     timeline = require_timeline(store)
     assert timeline.version(1).status == "released"
+    planned = paradigm_steps(timeline.plans())["path_switching"]
+    assert timeline.steps_run.main + timeline.steps_run.branch == planned, (
+        "a resumed segment counts once, in full"
+    )
     leftovers = [p for p in Path(store.root).rglob("*") if ".tmp-" in p.name or p.name == ".staging"]
     assert leftovers == []
 

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+
+import pytest
+import yaml
+
+from flows.compare_cli import main as cli_main
+from lrpath_core.synthetic import write_synthetic_versions
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from a second thread, and lose 10x when another job holds a core."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def tiny_setup(tmp_path, make_config):
+    data = tmp_path / "data"
+    write_synthetic_versions(str(data), versions=2, docs_per_version=30, seed=0)
+    cfg = make_config(str(tmp_path / "unused"), **{"optimizer.warmup_steps": 2})
+    config_path = tmp_path / "lrpath.yaml"
+    config_path.write_text(yaml.safe_dump(cfg.model_dump(mode="json", exclude={"store"})))
+    return str(data), str(tmp_path / "out"), str(config_path)
+
+
+def test_flow_runs_the_three_paradigms_and_the_cli_reads_the_same_results(tiny_setup, monkeypatch):
+    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from prefect.artifacts import Artifact
+
+    from flows.compare import compare_paradigms
+
+    data, out, config_path = tiny_setup
+    returned = compare_paradigms(data=data, out=out, versions=2, config_path=config_path)
+    saved = json.loads(open(os.path.join(out, "results.json")).read())
+    assert returned == saved
+    assert list(saved["paradigms"]) == ["ptfs", "cpt", "path_switching"]
+    planned = saved["plan"]["paradigms"]
+    for name, r in saved["paradigms"].items():
+        assert r["steps_run"] == planned[name]["total_steps"]
+        assert r["relative_cost"] == pytest.approx(planned[name]["relative_cost"])
+        assert len(r["ppl"]) == 2
+    table = Artifact.get("compare-paradigms")
+    assert table is not None and table.type == "table"
+    assert Artifact.get("compare-paradigms-report") is not None
+
+    # the CLI on the same folder: everything is done already, so it only reads and reports
+    argv = ["compare", "--data", data, "--out", out, "--versions", "2", "--config", config_path, "--json"]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert cli_main(argv) == 0
+    assert json.loads(printed.getvalue()) == saved and printed.getvalue().count("\n") == 1
+    table = io.StringIO()
+    with contextlib.redirect_stdout(table):
+        assert cli_main(argv[:-1]) == 0
+    assert "path_switching" in table.getvalue()
+
+
+def test_cli_user_errors_are_one_line(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = str(tmp_path / "out")
+    assert cli_main(["compare", "--data", str(empty), "--out", out, "--alpha", "1.5"]) == 2
+    assert (
+        capsys.readouterr().err.strip() == "lrpath: error: --alpha must be strictly between 0 and 1, got 1.5"
+    )
+    assert cli_main(["compare", "--data", str(empty), "--out", out]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds no version folders" in err[0]
+    with pytest.raises(SystemExit):
+        cli_main(["compare", "--out", out])
+    assert capsys.readouterr().err.strip().startswith("lrpath: error:")
