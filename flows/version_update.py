@@ -19,6 +19,7 @@ from lrpath_core.runner import (
     unreleased_versions,
 )
 from lrpath_core.storage import Store
+from lrpath_core.train import cpu_threads_shared_by
 from tasks.evaluation import evaluate
 from tasks.ingest import find_incoming, ingest
 from tasks.publishing import publish
@@ -89,21 +90,22 @@ def _update(store_obj: Store, config: ProjectConfig, sources: list[str] | None, 
     for version in unreleased_versions(timeline):
         record = require_timeline(store_obj).version(version)
         fork = extend_main_path(url, config, version, "fork")
-        branch = branch_decay.submit(url, config, version, wait_for=[fork])
-        tail = extend_main_path.submit(url, config, version, "end", wait_for=[fork])
-        checkpoint, fork_step, branch_steps = branch.result()
-        metrics = evaluate(url, version, checkpoint)
-        release = publish(
-            url,
-            version,
-            checkpoint,
-            config.paradigm.decay,
-            config.paradigm.alpha,
-            fork_step,
-            branch_steps,
-            metrics,
-        )
-        tail.result()
+        with cpu_threads_shared_by(2):  # the branch and the main tail train side by side
+            branch = branch_decay.submit(url, config, version, wait_for=[fork])
+            tail = extend_main_path.submit(url, config, version, "end", wait_for=[fork])
+            checkpoint, fork_step, branch_steps = branch.result()
+            metrics = evaluate(url, version, checkpoint)
+            release = publish(
+                url,
+                version,
+                checkpoint,
+                config.paradigm.decay,
+                config.paradigm.alpha,
+                fork_step,
+                branch_steps,
+                metrics,
+            )
+            tail.result()
         logger.info(
             "released v%d (%s) r%d: ppl %.3f at %s",
             version,
