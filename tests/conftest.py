@@ -29,7 +29,7 @@ def tiny_config(store: str, **extra):
     return load_config(None, store=store, **{**TINY_OVERRIDES, **extra})
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_config():
     """``make_config(store_url, **overrides)``: the tiny test configuration."""
     return tiny_config
