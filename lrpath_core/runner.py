@@ -13,7 +13,6 @@ its newest checkpoint.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable
 from typing import Literal
@@ -25,7 +24,6 @@ from lrpath_core.data import (
     VersionManifest,
     ingest_version,
     list_shards,
-    load_manifest,
     read_documents,
     validate_shard,
 )
@@ -503,9 +501,3 @@ def run_timeline(
     return require_timeline(store)
 
 
-def manifest_of(store: Store, version: int) -> VersionManifest:
-    return load_manifest(store, version)
-
-
-def dumps(timeline: Timeline) -> str:
-    return json.dumps(timeline.model_dump(mode="json"), indent=2)

@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from pydantic import BaseModel, Field, model_validator
@@ -415,10 +414,6 @@ def main(argv: list[str] | None = None) -> int:
         if dist.is_initialized():
             dist.destroy_process_group()
     return 0
-
-
-def as_numpy(tensor: torch.Tensor) -> np.ndarray:
-    return tensor.detach().cpu().numpy()
 
 
 if __name__ == "__main__":
