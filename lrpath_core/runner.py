@@ -499,5 +499,3 @@ def run_timeline(
         record = add_version(store, config, source)
         update_version(store, config, record.version, progress_bar=progress_bar)
     return require_timeline(store)
-
-

@@ -21,13 +21,22 @@ from lrpath_core.storage import Store
 from lrpath_core.synthetic import write_synthetic_versions
 
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
 ]
 
 
 def api(url: str, path: str, body: dict) -> list:
-    req = urllib.request.Request(f"{url}{path}", json.dumps(body).encode(), {"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"{url}{path}", json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=10) as response:
         return json.loads(response.read())
 
@@ -35,9 +44,18 @@ def api(url: str, path: str, body: dict) -> list:
 def shoot(url: str, out: Path, size: str = "1500,1000") -> None:
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run(
-            ["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={size}",
-             "--virtual-time-budget=15000", f"--screenshot={out}", url],
-            check=True, capture_output=True, timeout=120,
+            [
+                "chromium",
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={profile}",
+                f"--window-size={size}",
+                "--virtual-time-budget=15000",
+                f"--screenshot={out}",
+                url,
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
         )
 
 
@@ -49,20 +67,38 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(f"{tmp}/store")
-        config = load_config(None, store=store.url, **{
-            "data.vocab_size": 512, "optimizer.seq_len": 64, "optimizer.batch_size": 8, "optimizer.warmup_steps": 5,
-        })
+        config = load_config(
+            None,
+            store=store.url,
+            **{
+                "data.vocab_size": 512,
+                "optimizer.seq_len": 64,
+                "optimizer.batch_size": 8,
+                "optimizer.warmup_steps": 5,
+            },
+        )
         save_config(store, config)
         for folder in write_synthetic_versions(f"{tmp}/data", versions=1, docs_per_version=400, seed=0):
             stage_incoming(store, folder)
         names = ["version-update", "watch-incoming", "rerun-branch", "compare-paradigms"]
         with local_stack(Path(tmp) / "prefect", store.url, port=4200, workers=None, deploy=names) as stack:
             time.sleep(2)
-            stack.run("event", "emit", "lrpath.data.arrived", "--resource-id", f"lrpath.store.{store.url}",
-                      "--payload", json.dumps({"store": store.url}))
+            stack.run(
+                "event",
+                "emit",
+                "lrpath.data.arrived",
+                "--resource-id",
+                f"lrpath.store.{store.url}",
+                "--payload",
+                json.dumps({"store": store.url}),
+            )
             run = None
             for _ in range(300):
-                runs = api(stack.api_url, "/flow_runs/filter", {"deployments": {"name": {"any_": ["version-update"]}}})
+                runs = api(
+                    stack.api_url,
+                    "/flow_runs/filter",
+                    {"deployments": {"name": {"any_": ["version-update"]}}},
+                )
                 run = next((r for r in runs if r["state_type"] in ("COMPLETED", "FAILED", "CRASHED")), None)
                 if run:
                     break
@@ -71,7 +107,9 @@ def main() -> None:
             ui = f"http://127.0.0.1:{stack.port}"
             shoot(f"{ui}/deployments", out / "ui_deployments.png")
             shoot(f"{ui}/runs/flow-run/{run['id']}", out / "ui_version_update_run.png", "1500,1300")
-            artifacts = api(stack.api_url, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}})
+            artifacts = api(
+                stack.api_url, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}}
+            )
             by_key = {a["key"]: a["id"] for a in artifacts if a.get("key")}
             for key, size in (("timeline", "1500,900"), ("lr-paths", "1500,1400"), ("ppl-v1", "1500,700")):
                 if key in by_key:
