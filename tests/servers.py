@@ -60,8 +60,15 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def moto_s3_server(start_timeout: float = 30.0, attempts: int = 3) -> Iterator[str]:
-    """Start ``moto_server`` on a free port of 127.0.0.1, yield its endpoint URL, stop it on exit."""
+def moto_s3_server(
+    start_timeout: float = 30.0, attempts: int = 3, check_credentials: bool = False
+) -> Iterator[str]:
+    """Start ``moto_server`` on a free port of 127.0.0.1, yield its endpoint URL, stop it on exit.
+
+    ``check_credentials`` turns on moto's IAM authentication (``INITIAL_NO_AUTH_ACTION_COUNT=0``):
+    then only keys that exist in its IAM are accepted, so wrong credentials are refused.
+    """
+    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"} if check_credentials else None
     executable = moto_server_executable()
     with tempfile.TemporaryFile() as log:
         for _ in range(attempts):
@@ -72,6 +79,7 @@ def moto_s3_server(start_timeout: float = 30.0, attempts: int = 3) -> Iterator[s
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                env=env,
             )
             deadline = time.monotonic() + start_timeout
             while proc.poll() is None and time.monotonic() < deadline and not _answers(endpoint):

@@ -123,3 +123,14 @@ def test_generation_check_refuses_a_writer_that_lands_between_check_and_write(s3
     with pytest.raises(StaleStateError):
         s3_store.write_json_checked("timeline.json", {"v": "mine"}, 1)
     assert s3_store.read_json("timeline.json")["v"] == "other"
+
+
+def test_wrong_credentials_are_refused_clearly_and_the_secret_is_not_repeated(monkeypatch):
+    with servers.moto_s3_server(check_credentials=True) as endpoint:
+        for key, value in servers.s3_env(endpoint).items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG1")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret-value-7f3a")
+        with pytest.raises(StoreError, match="refused access: check the credentials") as info:
+            Store("s3://some-bucket/prefix").check_reachable()
+        assert "wrong-secret-value-7f3a" not in str(info.value)
