@@ -38,41 +38,28 @@ def publish(
     """Publish a branch end as a versioned model (visible only when complete) and record it."""
     store = Store(store_url)
     with store_unreachable_is_store_error(store_url, f"publishing v{version}"):
-        return _publish(store, version, checkpoint, decay, alpha, fork_step, branch_steps, metrics)
-
-
-def _publish(
-    store: Store,
-    version: int,
-    checkpoint: CheckpointRef,
-    decay: DecayShape,
-    alpha: float,
-    fork_step: int,
-    branch_steps: int,
-    metrics: dict[str, float],
-) -> Release:
-    costs = require_timeline(store).costs()
-    extra = {"relative_cost": {name: round(c.relative_cost, 4) for name, c in costs.items()}}
-    release = publish_version(
-        store,
-        version,
-        checkpoint.url,
-        decay=decay,
-        alpha=alpha,
-        fork_step=fork_step,
-        branch_steps=branch_steps,
-        metrics=metrics,
-        lineage_extra=extra,
-    )
-    record_release(store, version, release)
-    if "://" in release.url:
-        create_link_artifact(
-            release.url, link_text=f"v{version} r{release.revision}", key=f"model-v{version}"
+        costs = require_timeline(store).costs()
+        extra = {"relative_cost": {name: round(c.relative_cost, 4) for name, c in costs.items()}}
+        release = publish_version(
+            store,
+            version,
+            checkpoint.url,
+            decay=decay,
+            alpha=alpha,
+            fork_step=fork_step,
+            branch_steps=branch_steps,
+            metrics=metrics,
+            lineage_extra=extra,
         )
-    else:
-        create_markdown_artifact(
-            f"**v{version} revision {release.revision}** published at `{release.url}`\n\n"
-            f"```python\nAutoModelForCausalLM.from_pretrained({release.url!r})\n```",
-            key=f"model-v{version}",
-        )
-    return release
+        record_release(store, version, release)
+        if "://" in release.url:
+            create_link_artifact(
+                release.url, link_text=f"v{version} r{release.revision}", key=f"model-v{version}"
+            )
+        else:
+            create_markdown_artifact(
+                f"**v{version} revision {release.revision}** published at `{release.url}`\n\n"
+                f"```python\nAutoModelForCausalLM.from_pretrained({release.url!r})\n```",
+                key=f"model-v{version}",
+            )
+        return release
