@@ -17,8 +17,8 @@ import time
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
+import lrpath_core.pipeline as runner  # noqa: E402
 import lrpath_core.publish as publish_mod  # noqa: E402
-import lrpath_core.runner as runner  # noqa: E402
 import tasks.publishing as publishing_task  # noqa: E402
 from lrpath_core.config import load_config  # noqa: E402
 from lrpath_core.incoming import stage_incoming  # noqa: E402

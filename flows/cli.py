@@ -125,7 +125,7 @@ def _store(args: argparse.Namespace):
 def _config_for(args: argparse.Namespace, store):
     """The store's saved config; else ``--config`` (or defaults) for a new timeline."""
     from lrpath_core.config import load_config
-    from lrpath_core.runner import store_config
+    from lrpath_core.pipeline import store_config
 
     fallback = load_config(args.config) if getattr(args, "config", None) else None
     return store_config(store, fallback)
@@ -142,7 +142,7 @@ def cmd_data_gcide(args: argparse.Namespace) -> int:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from lrpath_core.incoming import stage_incoming
-    from lrpath_core.runner import save_config
+    from lrpath_core.pipeline import save_config
 
     store = _store(args)
     store.check_reachable()
@@ -156,7 +156,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_update(args: argparse.Namespace) -> int:
     from flows.version_update import version_update
-    from lrpath_core.runner import save_config
+    from lrpath_core.pipeline import save_config
 
     store = _store(args)
     store.check_reachable()
@@ -166,8 +166,8 @@ def cmd_update(args: argparse.Namespace) -> int:
 
 
 def status_dict(store) -> dict:
+    from lrpath_core.pipeline import require_timeline, timeline_appl
     from lrpath_core.report import timeline_rows
-    from lrpath_core.runner import require_timeline, timeline_appl
 
     timeline = require_timeline(store)
     costs = timeline.costs()
@@ -214,7 +214,7 @@ def cmd_release(args: argparse.Namespace) -> int:
 
 def cmd_rerun_branch(args: argparse.Namespace) -> int:
     from flows.rerun_branch import rerun_branch
-    from lrpath_core.runner import branch_plan
+    from lrpath_core.pipeline import branch_plan
 
     store = _store(args)
     branch_plan(
@@ -229,7 +229,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from lrpath_core.corpus import gcide_versions
     from lrpath_core.demo import demo_chars_per_version, demo_config
     from lrpath_core.incoming import stage_incoming
-    from lrpath_core.runner import save_config
+    from lrpath_core.pipeline import save_config
     from lrpath_core.synthetic import write_synthetic_versions
 
     store = _store(args)

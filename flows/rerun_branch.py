@@ -6,7 +6,7 @@ from prefect import flow
 
 from flows.version_update import default_store
 from lrpath_core.config import DecayShape
-from lrpath_core.runner import require_timeline, store_config
+from lrpath_core.pipeline import require_timeline, store_config
 from lrpath_core.storage import Store
 from lrpath_core.timeline import Release
 from tasks.evaluation import evaluate

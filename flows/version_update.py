@@ -11,7 +11,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from lrpath_core.config import DEFAULT_STORE, ProjectConfig, load_config
-from lrpath_core.runner import (
+from lrpath_core.pipeline import (
     DropRejected,
     load_timeline,
     require_timeline,

@@ -5,7 +5,7 @@ Layout under ``out``::
     data/                        shared data store: tokenizer (trained on v1), token cache, data/v{i}
     ptfs/v{i}/                   PTFS run of version i: from scratch, global shuffle of D_1..D_i, S_i steps
     cpt/v{i}/                    CPT run of version i: v1 = PTFS v1, then from v_{i-1}'s release, ΔT_i steps
-    path_switching/alpha-{α}/    a store with its own timeline: main path + branches (lrpath_core.runner)
+    path_switching/alpha-{α}/    a store with its own timeline: main path + branches (lrpath_core.pipeline)
     compare.json                 the data and settings this folder was made with (a resume must match)
     results.json  results.txt  lr_paths.png  ppl_per_version.png  cost_vs_appl.png
 
@@ -35,10 +35,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from lrpath_core import runner
+from lrpath_core import pipeline as runner
 from lrpath_core.checkpoint import list_checkpoints, read_manifest, step_dir
 from lrpath_core.config import DecayShape, ProjectConfig, load_config
 from lrpath_core.data import ingest_version, list_shards, load_manifest, validate_shard
+from lrpath_core.errors import LrpathError
 from lrpath_core.evaluate import Perplexity, appl, evaluate_checkpoint
 from lrpath_core.model_presets import PRESETS
 from lrpath_core.planner import PlanRequest, make_plan
@@ -71,7 +72,7 @@ ProgressFactory = Callable[[str], ProgressFn | None]
 """Gives the progress callback of one segment from its name (``v2``, ``main-v1-to-fork``, ``branch-v1``)."""
 
 
-class CompareError(ValueError):
+class CompareError(LrpathError):
     """The comparison cannot run as asked; the message says why and what to change."""
 
 

@@ -10,12 +10,14 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from lrpath_core.errors import LrpathError
+
 DecayShape = Literal["cosine", "linear", "1-sqrt", "multi-step"]
 DECAY_SHAPES: tuple[str, ...] = ("cosine", "linear", "1-sqrt", "multi-step")
 DEFAULT_STORE = "./lrpath-store"
 
 
-class ConfigError(ValueError):
+class ConfigError(LrpathError):
     """A configuration value is out of range; the message names the field and the allowed range."""
 
 

@@ -17,6 +17,7 @@ import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
+from lrpath_core.errors import LrpathError
 from lrpath_core.storage import Store
 
 GCIDE_PATH = "/usr/share/dictd/gcide.dict.dz"
@@ -25,7 +26,7 @@ SHARD_BYTES = 4_000_000
 READY = "_READY"
 
 
-class CorpusError(ValueError):
+class CorpusError(LrpathError):
     """The corpus source is missing or cannot be split as asked."""
 
 

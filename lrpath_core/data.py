@@ -26,6 +26,7 @@ import numpy as np
 from fsspec.core import url_to_fs
 from pydantic import BaseModel
 
+from lrpath_core.errors import LrpathError
 from lrpath_core.storage import Store, StoreError, join, storage_options_for
 
 SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".parquet")
@@ -34,11 +35,11 @@ EOS_ID = 0
 IGNORED_NAMES = ("manifest.json",)
 
 
-class ShardError(ValueError):
+class ShardError(LrpathError):
     """A shard cannot be ingested; the message names the file, the problem and the fix."""
 
 
-class IngestError(ValueError):
+class IngestError(LrpathError):
     """A version as a whole cannot be ingested (e.g. too little text for two blocks)."""
 
 

@@ -45,6 +45,7 @@ from pydantic import BaseModel, Field
 from lrpath_core.checkpoint import MODEL_FILE, STATE, CheckpointError, CheckpointState, read_manifest
 from lrpath_core.config import DecayShape
 from lrpath_core.data import load_manifest
+from lrpath_core.errors import LrpathError
 from lrpath_core.schedules import LRPath
 from lrpath_core.storage import StaleStateError, Store, StoreError
 from lrpath_core.timeline import Release
@@ -66,7 +67,7 @@ _SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN
 _INDEX_RETRIES = 5
 
 
-class PublishError(ValueError):
+class PublishError(LrpathError):
     """A version cannot be published as asked, or a published revision is missing or corrupt.
 
     Not a :class:`StoreError`: retrying cannot fix it. Transient trouble (a failed copy, a
@@ -217,7 +218,7 @@ def publish_version(
     code_version: str | None = None,
 ) -> Release:
     """Publish the branch-end checkpoint of ``version`` as a new (or the identical existing) revision."""
-    from lrpath_core.runner import TOKENIZER, main_checkpoint_rel  # runner may import this module
+    from lrpath_core.pipeline import TOKENIZER, main_checkpoint_rel  # runner may import this module
 
     ckpt_rel = _store_rel(store, checkpoint_url)
     ckpt_files, ckpt_manifest_sha = read_manifest(store, ckpt_rel, verify=False)

@@ -13,15 +13,22 @@ import io
 import json
 import os
 import posixpath
+import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 import fsspec
 from fsspec.core import url_to_fs
 
+from lrpath_core.errors import LrpathError
 
-class StoreError(RuntimeError):
+HASH_CHUNK = 1 << 22
+
+
+class StoreError(LrpathError):
     """A store could not be reached or an object in it is missing or unreadable."""
 
 
@@ -52,8 +59,17 @@ def join(base: str, *parts: str) -> str:
     return base.rstrip("/") + "/" + "/".join(cleaned)
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """sha256 of a local file, read in chunks."""
+    with open(path, "rb") as f:
+        return _sha256_stream(f)
+
+
+def _sha256_stream(f: Any) -> str:
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: f.read(HASH_CHUNK), b""):
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 class Store:
@@ -90,6 +106,24 @@ class Store:
         if self.is_local and os.path.isabs(rel):
             return rel
         return posixpath.join(self.root, rel.lstrip("/")) if rel else self.root
+
+    def relative(self, url: str) -> str:
+        """The store-relative path of ``url`` (a URL inside this store, or already relative).
+
+        Raises :class:`StoreError` for a URL or absolute path outside the store.
+        """
+        root = self.url.rstrip("/")
+        if url == root or url.startswith(root + "/"):
+            return url[len(root) :].strip("/")
+        if "://" in url or os.path.isabs(url):
+            raise StoreError(f"{url} is not inside the store {self.url}")
+        return url.strip("/")
+
+    def local_path(self, rel: str) -> str:
+        """The filesystem path of ``rel`` in a local store (for renames and fsync)."""
+        if not self.is_local:
+            raise StoreError(f"{self.url} is not a local store: {rel} has no local path")
+        return self._path(rel)
 
     def check_reachable(self) -> None:
         """Fail early with a clear message when the store cannot be reached."""
@@ -184,6 +218,58 @@ class Store:
 
     def open_read(self, rel: str) -> io.BufferedIOBase:
         return self.fs.open(self._path(rel), "rb")
+
+    def sha256(self, rel: str) -> str:
+        """sha256 of one object, streamed."""
+        try:
+            with self.open_read(rel) as f:
+                return _sha256_stream(f)
+        except FileNotFoundError as exc:
+            raise StoreError(f"{self.url_of(rel)} does not exist") from exc
+
+    def copy(self, src_rel: str, dst_rel: str) -> None:
+        """Copy one object inside the store: a streamed file copy locally, server-side on S3."""
+        src, dst = self._path(src_rel), self._path(dst_rel)
+        if self.is_local:
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            shutil.copyfile(src, dst)
+        else:
+            self.fs.copy(src, dst)
+
+    def place(self, staged_rel: str, final_rel: str) -> None:
+        """Move a staged object to its final name: an atomic rename locally, a server-side copy on S3
+        (the staged copy stays until its folder is removed)."""
+        if self.is_local:
+            dst = self._path(final_rel)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            os.replace(self._path(staged_rel), dst)
+        else:
+            self.fs.copy(self._path(staged_rel), self._path(final_rel))
+
+    def age_s(self, rel: str) -> float:
+        """Seconds since the newest object under ``rel`` was written (inf when nothing is there)."""
+        try:
+            found = self.fs.find(self._path(rel), detail=True)
+        except FileNotFoundError:
+            return float("inf")
+        newest = 0.0
+        for info in found.values():
+            stamp = info.get("mtime", info.get("LastModified"))
+            if isinstance(stamp, datetime):
+                stamp = stamp.timestamp()
+            if stamp is not None:
+                newest = max(newest, float(stamp))
+        return time.time() - newest if newest else float("inf")
+
+    def remove_if_empty(self, rel: str) -> None:
+        """Remove an empty local folder (object stores have no folders to remove)."""
+        if self.is_local:
+            with contextlib.suppress(OSError):
+                os.rmdir(self._path(rel))
+
+    def sign(self, rel: str, expiration_s: int) -> str:
+        """A presigned URL of one object (object stores only)."""
+        return self.fs.sign(self._path(rel), expiration=expiration_s)
 
     def move(self, src_rel: str, dst_rel: str) -> None:
         """Move one object within the store (a rename locally; copy then delete on S3)."""

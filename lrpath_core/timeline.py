@@ -12,14 +12,18 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from lrpath_core.config import DecayShape
+from lrpath_core.errors import LrpathError
 from lrpath_core.schedules import LRPath
 
 Paradigm = Literal["path_switching", "ptfs", "cpt"]
-PARADIGMS: tuple[Paradigm, ...] = ("path_switching", "ptfs", "cpt")
 
 
-class PlanError(ValueError):
+class PlanError(LrpathError):
     """A plan cannot be built from these numbers; the message says which and what to change."""
+
+
+class TimelineError(LrpathError):
+    """The timeline cannot take this step (or has no such version); the message says why and what to do."""
 
 
 def branch_length(alpha: float, cumulative_steps: int) -> int:
@@ -258,7 +262,7 @@ class Timeline(BaseModel):
             if record.version == number:
                 return record
         known = ", ".join(str(v.version) for v in self.versions) or "none"
-        raise KeyError(f"version {number} is not in the timeline (versions: {known})")
+        raise TimelineError(f"version {number} is not in the timeline (versions: {known})")
 
     def costs(self) -> dict[Paradigm, ParadigmCost]:
         return paradigm_costs(self.plans()) if self.versions else {}

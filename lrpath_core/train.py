@@ -43,6 +43,7 @@ from lrpath_core.checkpoint import (
 )
 from lrpath_core.config import ModelConfig, OptimizerConfig
 from lrpath_core.data import BlockStream, load_blocks, load_manifest
+from lrpath_core.errors import LrpathError
 from lrpath_core.model import build_model, llama_config
 from lrpath_core.schedules import LRPath, lr_scheduler
 from lrpath_core.storage import Store
@@ -52,7 +53,7 @@ ProgressFn = Callable[[int, int, float, float], None]
 """``(steps_done, end_step, loss, lr)`` after every optimizer step (rank 0 only)."""
 
 
-class SegmentError(ValueError):
+class SegmentError(LrpathError):
     """A segment cannot run as specified; the message says what is inconsistent."""
 
 

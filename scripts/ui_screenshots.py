@@ -16,7 +16,7 @@ from pathlib import Path
 from deployments.stack import local_stack
 from lrpath_core.config import load_config
 from lrpath_core.incoming import stage_incoming
-from lrpath_core.runner import save_config
+from lrpath_core.pipeline import save_config
 from lrpath_core.storage import Store
 from lrpath_core.synthetic import write_synthetic_versions
 

@@ -4,7 +4,7 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NONE
 
-from lrpath_core.runner import evaluate_branch, record_branch
+from lrpath_core.pipeline import evaluate_branch, record_branch
 from lrpath_core.storage import Store
 from lrpath_core.timeline import CheckpointRef
 from tasks.retry import (

@@ -6,7 +6,7 @@ from prefect.logging import get_run_logger
 
 from lrpath_core.config import ProjectConfig
 from lrpath_core.incoming import INCOMING, ready_folders
-from lrpath_core.runner import add_version, load_timeline
+from lrpath_core.pipeline import add_version, load_timeline
 from lrpath_core.storage import Store
 from lrpath_core.timeline import VersionRecord
 from tasks.retry import (

@@ -5,8 +5,8 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NONE
 
 from lrpath_core.config import DecayShape
+from lrpath_core.pipeline import record_release, require_timeline
 from lrpath_core.publish import publish_version
-from lrpath_core.runner import record_release, require_timeline
 from lrpath_core.storage import Store
 from lrpath_core.timeline import CheckpointRef, Release
 from tasks.retry import (

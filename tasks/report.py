@@ -9,8 +9,8 @@ from prefect import task
 from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
+from lrpath_core.pipeline import require_timeline, store_config, timeline_appl
 from lrpath_core.report import lr_plot_png, timeline_rows
-from lrpath_core.runner import require_timeline, store_config, timeline_appl
 from lrpath_core.storage import Store
 
 

@@ -16,7 +16,7 @@ from prefect.cache_policies import NONE
 from prefect.concurrency.sync import concurrency
 
 from lrpath_core.config import DecayShape, ProjectConfig
-from lrpath_core.runner import extend_main, run_branch
+from lrpath_core.pipeline import extend_main, run_branch
 from lrpath_core.storage import Store
 from lrpath_core.timeline import CheckpointRef
 from tasks.progress import SegmentProgress

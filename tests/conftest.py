@@ -45,7 +45,7 @@ def synthetic_sources(tmp_path_factory) -> list[str]:
 
 @pytest.fixture(scope="session")
 def _ingested_template(tmp_path_factory, synthetic_sources) -> Path:
-    from lrpath_core.runner import add_version
+    from lrpath_core.pipeline import add_version
     from lrpath_core.storage import Store
 
     root = tmp_path_factory.mktemp("template") / "store"

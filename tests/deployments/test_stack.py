@@ -10,7 +10,7 @@ import pytest
 
 from deployments.stack import local_stack
 from lrpath_core.incoming import stage_incoming
-from lrpath_core.runner import save_config
+from lrpath_core.pipeline import save_config
 from lrpath_core.storage import Store
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]

@@ -15,8 +15,8 @@ import servers  # noqa: E402
 
 from flows.version_update import version_update  # noqa: E402
 from lrpath_core.incoming import stage_incoming  # noqa: E402
+from lrpath_core.pipeline import require_timeline, save_config  # noqa: E402
 from lrpath_core.publish import download_published, read_index  # noqa: E402
-from lrpath_core.runner import require_timeline, save_config  # noqa: E402
 from lrpath_core.storage import Store  # noqa: E402
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]

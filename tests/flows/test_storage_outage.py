@@ -32,8 +32,8 @@ import tasks.training as training_tasks  # noqa: E402
 from flows.version_update import version_update  # noqa: E402
 from lrpath_core.checkpoint import CheckpointError  # noqa: E402
 from lrpath_core.incoming import stage_incoming  # noqa: E402
+from lrpath_core.pipeline import TimelineError, require_timeline, save_config  # noqa: E402
 from lrpath_core.publish import INDEX, STAGING, PublishError, read_index, verify_published  # noqa: E402
-from lrpath_core.runner import TimelineError, require_timeline, save_config  # noqa: E402
 from lrpath_core.storage import Store, StoreError  # noqa: E402
 from lrpath_core.tokenizer import TokenizerError  # noqa: E402
 from lrpath_core.train import SegmentError  # noqa: E402

@@ -11,7 +11,7 @@ import pytest
 
 from lrpath_core.data import MAX_LINE_BYTES
 from lrpath_core.incoming import HELD, INCOMING, QUARANTINE, ready_folders, release_hold
-from lrpath_core.runner import DropRejected, add_version, load_timeline
+from lrpath_core.pipeline import DropRejected, add_version, load_timeline
 
 GOOD = "A well formed entry about apples.\n\nAnother paragraph about pears and plums.\n\n" * 200
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from lrpath_core.compare import CompareError, compare_paradigms, version_sources
-from lrpath_core.runner import require_timeline
+from lrpath_core.pipeline import require_timeline
 from lrpath_core.storage import Store
 from lrpath_core.synthetic import write_synthetic_versions
 from lrpath_core.timeline import paradigm_costs, paradigm_steps, plan_versions

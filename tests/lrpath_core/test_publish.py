@@ -18,6 +18,7 @@ import servers  # noqa: E402
 from lrpath_core import publish  # noqa: E402
 from lrpath_core.checkpoint import CheckpointError  # noqa: E402
 from lrpath_core.config import load_config  # noqa: E402
+from lrpath_core.pipeline import run_branch, run_timeline  # noqa: E402
 from lrpath_core.publish import (  # noqa: E402
     CHECKSUMS,
     INDEX,
@@ -30,7 +31,6 @@ from lrpath_core.publish import (  # noqa: E402
     read_index,
     verify_published,
 )
-from lrpath_core.runner import run_branch, run_timeline  # noqa: E402
 from lrpath_core.storage import Store  # noqa: E402
 from lrpath_core.synthetic import write_synthetic_versions  # noqa: E402
 from lrpath_core.timeline import CheckpointRef, Release, Timeline  # noqa: E402

@@ -9,6 +9,7 @@ from lrpath_core.planner import PlanRequest, make_plan
 from lrpath_core.timeline import (
     PlanError,
     Timeline,
+    TimelineError,
     VersionRecord,
     branch_length,
     equal_increment_relative_cost,
@@ -122,5 +123,5 @@ def test_timeline_round_trips_through_json():
     again = Timeline.model_validate(json.loads(timeline.model_dump_json()))
     assert again == timeline
     assert again.costs()["path_switching"].total_steps == 220 + 20 + 44
-    with pytest.raises(KeyError, match="version 3 is not in the timeline"):
+    with pytest.raises(TimelineError, match="version 3 is not in the timeline"):
         again.version(3)

@@ -13,7 +13,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from lrpath_core.checkpoint import CheckpointError, read_checkpoint, read_manifest
-from lrpath_core.runner import TOKENIZER, main_lr_path, vocab_size
+from lrpath_core.pipeline import TOKENIZER, main_lr_path, vocab_size
 from lrpath_core.schedules import LRPath
 from lrpath_core.train import DataSpec, SegmentError, SegmentSpec, run_segment
 

@@ -3,7 +3,7 @@ import math
 import pytest
 
 from lrpath_core.evaluate import evaluate_checkpoint
-from lrpath_core.runner import (
+from lrpath_core.pipeline import (
     TimelineError,
     add_version,
     main_checkpoint_rel,

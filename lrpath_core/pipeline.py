@@ -35,6 +35,7 @@ from lrpath_core.timeline import (
     CheckpointRef,
     Release,
     Timeline,
+    TimelineError,
     VersionRecord,
     branch_length,
     plan_versions,
@@ -46,10 +47,6 @@ TIMELINE = "timeline.json"
 CONFIG = "config.json"
 TOKENIZER = "tokenizer"
 MAIN_RUN = "checkpoints/main"
-
-
-class TimelineError(ValueError):
-    """The timeline cannot take this step; the message says why and what to do."""
 
 
 def load_timeline(store: Store) -> tuple[Timeline | None, int]:

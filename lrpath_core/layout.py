@@ -1,0 +1,154 @@
+"""Every path inside a store, defined once.
+
+A store is an fsspec URL (a local folder or ``s3://bucket/prefix``); everything in it lives at
+one of the store-relative paths below. No other module builds a store path by formatting
+strings: it calls these functions. File names *inside* a folder of a known format (a
+checkpoint's ``manifest.json``, a published revision's ``checksums.sha256``) belong to the
+module that defines that format.
+
+```
+config.json                          the settings the timeline was started with
+timeline.json                        versions, steps, checkpoints, releases (single source of truth)
+tokenizer/                           trained once on version 1
+cache/tokens/{tok}/{shard}.npy       token ids of one shard, per tokenizer
+data/v{N}/                           train.npy, val.npy, manifest.json (written last)
+checkpoints/main/step-{S:08d}/       main-path checkpoints (fork points, version ends, resume)
+checkpoints/branches/v{N}-{decay}-a{alpha}/step-{S:08d}/
+models/index.json                    the published revisions a reader trusts
+models/v{N}/r{K}/                    a published revision (Hugging Face layout)
+models/.staging/                     where a publish assembles its files first
+incoming/{name}/                     data drops waiting to be ingested (_READY marks complete)
+quarantine/{name}/                   bad files of a held drop, each with a .reason.txt
+locks/                               lock objects
+reports/                             plots of the timeline
+```
+
+A comparison folder (``lrpath compare --out``) holds ``compare.json``, ``results.*``, its plots,
+a shared data store under ``data/`` and one store per paradigm run (``ptfs/``, ``cpt/``,
+``path_switching/alpha-{alpha}/``).
+"""
+
+from __future__ import annotations
+
+CONFIG = "config.json"
+TIMELINE = "timeline.json"
+TOKENIZER = "tokenizer"
+TOKENIZER_JSON = f"{TOKENIZER}/tokenizer.json"
+MAIN_RUN = "checkpoints/main"
+BRANCHES = "checkpoints/branches"
+MODELS = "models"
+MODEL_INDEX = f"{MODELS}/index.json"
+MODEL_STAGING = f"{MODELS}/.staging"
+INCOMING = "incoming"
+QUARANTINE = "quarantine"
+UPDATE_LOCK = "locks/version-update"
+LR_PLOT = "reports/lr_paths.png"
+
+READY_MARKER = "_READY"
+HELD_MARKER = "_HELD"
+SEGMENT_LOSSES = "losses.json"
+
+
+def step_dir(step: int) -> str:
+    """Name of a checkpoint folder inside a run: ``step-00000820``."""
+    return f"step-{step:08d}"
+
+
+def checkpoint(run: str, step: int) -> str:
+    """The checkpoint of ``run`` (a store-relative run folder) after ``step`` optimizer steps."""
+    return f"{run}/{step_dir(step)}"
+
+
+def main_checkpoint(step: int) -> str:
+    return checkpoint(MAIN_RUN, step)
+
+
+def branch_run(version: int, decay: str, alpha: float) -> str:
+    """The run folder of one branch of ``version``: a decay shape and α give another branch."""
+    return f"{BRANCHES}/v{version}-{decay}-a{alpha:g}"
+
+
+def losses(run: str) -> str:
+    """A run folder's loss log: ``[step, loss, lr]`` for every optimizer step run in it."""
+    return f"{run}/{SEGMENT_LOSSES}"
+
+
+def data_dir(version: int) -> str:
+    return f"data/v{version}"
+
+
+def data_manifest(version: int) -> str:
+    return f"{data_dir(version)}/manifest.json"
+
+
+def data_blocks(version: int, split: str) -> str:
+    return f"{data_dir(version)}/{split}.npy"
+
+
+def token_cache(tokenizer_sha256: str, shard_sha256: str) -> str:
+    return f"cache/tokens/{tokenizer_sha256[:16]}/{shard_sha256}.npy"
+
+
+def revision_dir(version: int, revision: int) -> str:
+    return f"{MODELS}/v{version}/r{revision}"
+
+
+def version_models(version: int) -> str:
+    """The folder holding every revision of one version."""
+    return f"{MODELS}/v{version}"
+
+
+def staging_dir(version: int, revision: int, attempt: str) -> str:
+    return f"{MODEL_STAGING}/{staging_prefix(version, revision)}{attempt}"
+
+
+def staging_prefix(version: int, revision: int) -> str:
+    return f"v{version}-r{revision}-"
+
+
+def incoming_dir(name: str) -> str:
+    return f"{INCOMING}/{name}"
+
+
+def incoming_file(name: str, filename: str) -> str:
+    return f"{INCOMING}/{name}/{filename}"
+
+
+def quarantine_file(name: str, filename: str) -> str:
+    return f"{QUARANTINE}/{name}/{filename}"
+
+
+def quarantine_dir(name: str) -> str:
+    return f"{QUARANTINE}/{name}"
+
+
+COMPARE_GUARD = "compare.json"
+COMPARE_DATA = "data"
+COMPARE_RESULTS = "results.json"
+COMPARE_TABLE = "results.txt"
+COMPARE_PLOTS = ("lr_paths.png", "ppl_per_version.png", "cost_vs_appl.png")
+RUN_RECORD = "run.json"
+EVAL_CACHE = "eval.json"
+
+
+def compare_baseline(paradigm: str) -> str:
+    """A baseline's own store inside a comparison folder (``ptfs``, ``cpt``)."""
+    return paradigm
+
+
+def compare_path_switching(alpha: float) -> str:
+    return f"path_switching/alpha-{alpha:g}"
+
+
+def baseline_run(version: int) -> str:
+    """The run folder of a baseline's release of ``version`` inside its store."""
+    return f"v{version}"
+
+
+def eval_cache(run: str) -> str:
+    return f"{run}/{EVAL_CACHE}"
+
+
+def run_record(decay: str | None = None) -> str:
+    """Where a paradigm run's summary is kept in its store (one per branch shape for path switching)."""
+    return RUN_RECORD if decay is None else f"run-{decay}.json"
