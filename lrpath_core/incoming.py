@@ -2,6 +2,8 @@
 
 A folder ``incoming/<name>/`` counts as complete once it holds a ``_READY`` marker or a
 ``manifest.json``; writers put the marker last, so a half-uploaded drop is never picked up.
+A drop with bad files is held (``_HELD``): not ingested until the files are fixed or the rest
+confirmed.
 """
 
 from __future__ import annotations
@@ -9,14 +11,12 @@ from __future__ import annotations
 import os
 import re
 
-from lrpath_core.data import SUPPORTED_SUFFIXES
+from lrpath_core import layout
+from lrpath_core.shards import SUPPORTED_SUFFIXES
 from lrpath_core.storage import Store, StoreError
 
-INCOMING = "incoming"
-QUARANTINE = "quarantine"
-READY_MARKERS = ("_READY", "manifest.json")
-HELD = "_HELD"
-"""A drop with bad files is held: not ingested until the files are fixed or the rest confirmed."""
+READY_MARKERS = (layout.READY_MARKER, "manifest.json")
+REASON_SUFFIX = ".reason.txt"
 
 
 def natural_key(name: str) -> list[object]:
@@ -26,19 +26,15 @@ def natural_key(name: str) -> list[object]:
 
 def ready_folders(store: Store) -> list[str]:
     """Names of complete folders under ``incoming/``, in natural order."""
-    names = [n for n in store.ls(INCOMING) if not n.startswith((".", "_"))]
-    ready = [n for n in names if any(store.exists(f"{INCOMING}/{n}/{m}") for m in READY_MARKERS)]
-    return sorted((n for n in ready if not store.exists(f"{INCOMING}/{n}/{HELD}")), key=natural_key)
-
-
-def held_folders(store: Store) -> list[str]:
-    names = [n for n in store.ls(INCOMING) if not n.startswith((".", "_"))]
-    return sorted((n for n in names if store.exists(f"{INCOMING}/{n}/{HELD}")), key=natural_key)
+    names = [n for n in store.ls(layout.INCOMING) if not n.startswith((".", "_"))]
+    ready = [n for n in names if any(store.exists(layout.incoming_file(n, m)) for m in READY_MARKERS)]
+    held = {n for n in ready if store.exists(layout.incoming_file(n, layout.HELD_MARKER))}
+    return sorted((n for n in ready if n not in held), key=natural_key)
 
 
 def incoming_name(store: Store, source_url: str) -> str | None:
     """The drop's name when ``source_url`` is a folder under this store's ``incoming/``."""
-    prefix = store.url_of(INCOMING).rstrip("/") + "/"
+    prefix = store.url_of(layout.INCOMING).rstrip("/") + "/"
     source = source_url.rstrip("/")
     if source.startswith(prefix) and "/" not in source[len(prefix) :]:
         return source[len(prefix) :]
@@ -55,20 +51,20 @@ def hold(store: Store, name: str, problems: list[tuple[str, str]]) -> str:
     lines = []
     for url, problem in problems:
         filename = url.rstrip("/").rsplit("/", 1)[-1]
-        source_rel = f"{INCOMING}/{name}/{filename}"
-        target_rel = f"{QUARANTINE}/{name}/{filename}"
+        source_rel = layout.incoming_file(name, filename)
         if store.exists(source_rel):
-            store.move(source_rel, target_rel)
-        store.write_text(f"{target_rel}.reason.txt", problem + "\n")
+            store.move(source_rel, layout.quarantine_file(name, filename))
+        store.write_text(layout.quarantine_file(name, filename + REASON_SUFFIX), problem + "\n")
         lines.append(f"{filename}: {problem}")
-    store.write_text(f"{INCOMING}/{name}/{HELD}", "\n".join(lines) + "\n")
-    return store.url_of(f"{QUARANTINE}/{name}")
+    store.write_text(layout.incoming_file(name, layout.HELD_MARKER), "\n".join(lines) + "\n")
+    return store.url_of(layout.quarantine_dir(name))
 
 
 def release_hold(store: Store, name: str) -> None:
-    if not store.exists(f"{INCOMING}/{name}/{HELD}"):
-        raise StoreError(f"{store.url_of(INCOMING + '/' + name)} is not held: nothing to release")
-    store.remove(f"{INCOMING}/{name}/{HELD}")
+    held = layout.incoming_file(name, layout.HELD_MARKER)
+    if not store.exists(held):
+        raise StoreError(f"{store.url_of(layout.incoming_dir(name))} is not held: nothing to release")
+    store.remove(held)
 
 
 def stage_incoming(store: Store, source: str, name: str | None = None) -> str:
@@ -79,10 +75,10 @@ def stage_incoming(store: Store, source: str, name: str | None = None) -> str:
     shards = sorted(f for f in os.listdir(source) if f.endswith(SUPPORTED_SUFFIXES) and not f.startswith("."))
     if not shards:
         raise StoreError(f"{source} holds no .txt, .jsonl or .parquet shards: nothing to ingest")
-    target = f"{INCOMING}/{name}"
-    if store.exists(f"{target}/_READY"):
-        return store.url_of(target)
+    ready = layout.incoming_file(name, layout.READY_MARKER)
+    if store.exists(ready):
+        return store.url_of(layout.incoming_dir(name))
     for shard in shards:
-        store.put_file(os.path.join(source, shard), f"{target}/{shard}")
-    store.write_text(f"{target}/_READY", "\n".join(shards) + "\n")
-    return store.url_of(target)
+        store.put_file(os.path.join(source, shard), layout.incoming_file(name, shard))
+    store.write_text(ready, "\n".join(shards) + "\n")
+    return store.url_of(layout.incoming_dir(name))

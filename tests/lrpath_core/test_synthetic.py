@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from lrpath_core.data import list_shards, read_documents
+from lrpath_core.shards import list_shards, read_shard
 from lrpath_core.synthetic import synthetic_documents, topic, write_synthetic_versions
 
 
@@ -74,5 +74,5 @@ def test_written_versions_read_back_as_the_same_documents(tmp_path) -> None:
         assert ready["source"] == "synthetic" and ready["seed"] == 5 and ready["documents"] == 120
         shards = list_shards(url)
         assert len(shards) > 1 and [os.path.basename(s) for s in shards] == ready["shards"]
-        documents = [d for s in shards for d in read_documents(s)]
+        documents = [d for s in shards for d in read_shard(s).documents]
         assert documents == synthetic_documents(v, 120, seed=5)

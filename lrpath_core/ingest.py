@@ -1,0 +1,167 @@
+"""Ingest: a data drop becomes the timeline's next version (validated, tokenized, packed, planned).
+
+Each shard of a drop is read once (:func:`read_drop`); its documents then train the tokenizer
+(version 1 only) and are packed. The first version also fixes the project's tokenizer and saves
+the configuration. A drop with a bad file is held as a whole: bad files of a drop in
+``incoming/`` move to ``quarantine/`` with a reason, and nothing is added to the timeline.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+from lrpath_core import layout
+from lrpath_core.config import ProjectConfig
+from lrpath_core.incoming import hold, incoming_name
+from lrpath_core.packing import VersionManifest, pack_version
+from lrpath_core.shards import Shard, ShardError, data_sha256, list_shards, read_shard
+from lrpath_core.storage import Store
+from lrpath_core.timeline import Timeline, TimelineError, VersionRecord, plan_versions
+from lrpath_core.timeline_store import load_timeline, save_config, update_timeline
+from lrpath_core.tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
+
+
+class DropRejected(ShardError):
+    """A data drop has bad files; the version is held and the timeline unchanged."""
+
+
+def read_drop(store: Store, source_url: str, name: str) -> list[Shard]:
+    """Every shard of a drop, read once; any bad file holds the whole drop.
+
+    All shards are read so that the message lists every problem. Bad files of a drop in the
+    store's ``incoming/`` are moved to ``quarantine/`` with a reason.
+    """
+    problems: list[tuple[str, str]] = []
+    shards: list[Shard] = []
+    try:
+        urls = list_shards(source_url, store.storage_options)
+    except ShardError as exc:
+        urls, problems = [], [(source_url, str(exc))]
+    for url in urls:
+        try:
+            shards.append(read_shard(url, store.storage_options))
+        except ShardError as exc:
+            problems.append((url, str(exc)))
+    if not problems:
+        return shards
+    where = ""
+    if incoming_name(store, source_url) == name and urls:
+        where = f"; bad files moved to {hold(store, name, problems)} with a reason each"
+    elif incoming_name(store, source_url) == name:
+        hold(store, name, [])
+    detail = "; ".join(p for _, p in problems)
+    raise DropRejected(
+        f"data drop {name!r} is held ({len(problems)} problem(s)): {detail}{where}. Fix and re-upload the "
+        f"files, or accept the {len(shards)} valid file(s) as they are: then run `lrpath release {name}`"
+    )
+
+
+def bootstrap_tokenizer(store: Store, config: ProjectConfig, shards: list[Shard]) -> str:
+    """Train the project's tokenizer once, on version 1's documents; afterwards it never changes."""
+    if store.exists(layout.TOKENIZER_JSON):
+        return store.url_of(layout.TOKENIZER)
+    texts = (document for shard in shards for document in shard.documents)
+    tokenizer = train_tokenizer(texts, config.data.vocab_size)
+    return save_tokenizer(tokenizer, store, layout.TOKENIZER)
+
+
+def ingest_data(
+    store: Store, config: ProjectConfig, number: int, source_url: str, name: str | None = None
+) -> VersionManifest:
+    """Read a drop once and write it as ``data/v{number}`` (training the tokenizer on version 1)."""
+    name = name or _default_name(source_url)
+    return _pack(store, config, number, source_url, name, read_drop(store, source_url, name))
+
+
+def steps_of(manifest: VersionManifest, config: ProjectConfig) -> int:
+    """ΔT_i: one pass over the version's training blocks at the configured batch size."""
+    steps = manifest.train_blocks // config.optimizer.batch_size
+    if steps < 1:
+        raise TimelineError(
+            f"version {manifest.version} has {manifest.train_blocks} training blocks, fewer than one batch of "
+            f"{config.optimizer.batch_size}: add data or lower optimizer.batch_size"
+        )
+    return steps
+
+
+def add_version(
+    store: Store, config: ProjectConfig, source_url: str, name: str | None = None
+) -> VersionRecord:
+    """Ingest a version's shards and append it to the timeline (idempotent on identical content)."""
+    timeline, _ = load_timeline(store)
+    name = name or _default_name(source_url)
+    shards = read_drop(store, source_url, name)
+    data_sha = data_sha256(s.sha256 for s in shards)
+    if timeline is not None:
+        for record in timeline.versions:
+            if record.data_sha256 == data_sha:
+                return record
+            if record.name == name:
+                raise TimelineError(
+                    f"version {record.version} is already named {name!r} with other content; versions are "
+                    "immutable: give the new data another name"
+                )
+        if timeline.config_hash != config.training_hash():
+            raise TimelineError(
+                f"the configuration changed since this timeline started (hash {timeline.config_hash}, now "
+                f"{config.training_hash()}); use the original lrpath.yaml or a new store"
+            )
+    number = len(timeline.versions) + 1 if timeline else 1
+    if number == 1:
+        save_config(store, config)
+    manifest = _pack(store, config, number, source_url, name, shards)
+    delta = steps_of(manifest, config)
+
+    def append(current: Timeline | None) -> Timeline:
+        timeline = current or Timeline(
+            config_hash=config.training_hash(),
+            alpha=config.paradigm.alpha,
+            decay=config.paradigm.decay,
+            tokenizer=manifest.tokenizer_sha256,
+        )
+        for record in timeline.versions:
+            if record.data_sha256 == manifest.data_sha256:
+                return timeline
+        if len(timeline.versions) + 1 != number:
+            raise TimelineError(
+                f"another run added version {len(timeline.versions)} meanwhile; retry the ingest"
+            )
+        plan = plan_versions(
+            [v.delta_steps for v in timeline.versions] + [delta],
+            timeline.alpha,
+            config.optimizer.warmup_steps,
+        )[-1]
+        timeline.versions.append(
+            VersionRecord(
+                name=name,
+                data_manifest=store.url_of(layout.data_manifest(number)),
+                data_sha256=data_sha,
+                status="ingested",
+                **plan.model_dump(),
+            )
+        )
+        return timeline
+
+    return update_timeline(store, append).version(number)
+
+
+def _pack(
+    store: Store, config: ProjectConfig, number: int, source_url: str, name: str, shards: list[Shard]
+) -> VersionManifest:
+    if number == 1:
+        bootstrap_tokenizer(store, config, shards)
+    return pack_version(
+        store,
+        number,
+        shards,
+        load_tokenizer(store, layout.TOKENIZER),
+        seq_len=config.optimizer.seq_len,
+        val_fraction=config.data.val_fraction,
+        seed=config.optimizer.seed,
+        name=name,
+        source_url=source_url,
+    )
+
+
+def _default_name(source_url: str) -> str:
+    return posixpath.basename(source_url.rstrip("/"))

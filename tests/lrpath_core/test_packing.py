@@ -1,0 +1,179 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import lrpath_core.tokenizer as tokenizer_module
+from lrpath_core import shards as shards_module
+from lrpath_core.block_stream import BlockStream
+from lrpath_core.packing import IngestError, load_blocks, load_manifest, pack_version
+from lrpath_core.shards import Shard, list_shards, read_shard
+from lrpath_core.storage import Store, StoreError
+from lrpath_core.synthetic import synthetic_documents
+from lrpath_core.tokenizer import encode_documents, train_tokenizer
+
+SEQ = 16
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return train_tokenizer(synthetic_documents(1, 150, seed=0), vocab_size=320)
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    return Store(str(tmp_path / "store"))
+
+
+def _txt(folder: Path, name: str, docs: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text("\n\n".join(docs) + "\n", encoding="utf-8")
+    return path
+
+
+def _mixed_version(folder: Path) -> dict[str, list[str]]:
+    """One shard of each supported kind; returns the documents each should yield."""
+    docs = synthetic_documents(1, 30, seed=3)
+    _txt(folder, "a.txt", docs[:10])
+    rows = [{"text": d, "meta": i if i % 2 else str(i)} for i, d in enumerate(docs[10:20])]
+    (folder / "b.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    pq.write_table(pa.table({"text": docs[20:], "id": list(range(10))}), folder / "c.parquet")
+    return {"a.txt": docs[:10], "b.jsonl": docs[10:20], "c.parquet": docs[20:]}
+
+
+def _read(folder: Path) -> list[Shard]:
+    return [read_shard(u) for u in list_shards(str(folder))]
+
+
+def _pack(store: Store, version: int, folder: Path, tok, seq_len: int, val_fraction: float, seed: int):
+    return pack_version(store, version, _read(folder), tok, seq_len, val_fraction, seed, None, str(folder))
+
+
+def test_txt_jsonl_parquet_ingest_into_packed_blocks(tmp_path, store, tok) -> None:
+    folder = tmp_path / "incoming" / "v1"
+    expected_docs = _mixed_version(folder)
+    (folder / "_READY").write_text("")
+    manifest = _pack(store, 1, folder, tok, SEQ, val_fraction=0.2, seed=0)
+
+    assert [s.name for s in manifest.shards] == ["a.txt", "b.jsonl", "c.parquet"]
+    assert manifest.name == "v1" and manifest.source_url == str(folder)
+    stream: list[int] = []
+    for shard in manifest.shards:
+        encoded = encode_documents(tok, expected_docs[shard.name])
+        assert shard.documents == len(expected_docs[shard.name])
+        assert shard.tokens == sum(len(e) + 1 for e in encoded)
+        assert shard.sha256 == read_shard(shard.url).sha256 and shard.from_cache is False
+        stream += [t for e in encoded for t in (*e, 0)]
+    assert manifest.tokens == len(stream)
+    n = len(stream) // SEQ
+    assert manifest.train_blocks + manifest.val_blocks == n
+    assert manifest.val_blocks == max(1, round(0.2 * n))
+    assert manifest.dropped_tokens == len(stream) - n * SEQ
+
+    train, val = load_blocks(store, 1, "train"), load_blocks(store, 1, "val")
+    assert train.dtype == np.int32 and train.shape == (manifest.train_blocks, SEQ) and val.shape[1] == SEQ
+    expected_blocks = np.array(stream[: n * SEQ]).reshape(n, SEQ)
+    got = np.vstack([train, val])
+    assert sorted(map(tuple, got.tolist())) == sorted(map(tuple, expected_blocks.tolist()))
+    assert load_manifest(store, 1) == manifest
+    assert sorted(store.walk_files("data")) == ["v1/manifest.json", "v1/train.npy", "v1/val.npy"]
+
+
+def test_reingest_uses_the_token_cache(tmp_path, store, tok, monkeypatch) -> None:
+    folder = tmp_path / "incoming" / "v1"
+    _mixed_version(folder)
+    shards = _read(folder)
+    first = pack_version(store, 1, shards, tok, SEQ, 0.1, 0, None, str(folder))
+    assert first.cache_hits == 0
+    cached = sorted(store.walk_files("cache/tokens"))
+    assert len(cached) == 3 and all(c.endswith(".npy") for c in cached)
+
+    def no_tokenizing(*args, **kwargs):
+        raise AssertionError("a cached shard was tokenized again")
+
+    monkeypatch.setattr(tokenizer_module, "encode_documents", no_tokenizing)
+    monkeypatch.setattr(shards_module, "read_shard", no_tokenizing)  # packing never reads a shard
+    again = pack_version(store, 1, shards, tok, SEQ, 0.1, 0, None, str(folder))
+    assert again.cache_hits == 3 and all(s.from_cache for s in again.shards)
+    assert [s.documents for s in again.shards] == [s.documents for s in first.shards]
+    assert again.data_sha256 == first.data_sha256 and again.tokens == first.tokens
+    assert sorted(store.walk_files("cache/tokens")) == cached
+    monkeypatch.undo()
+
+    # Same content under a new name in another version: still a hit (keyed by content).
+    renamed = tmp_path / "incoming" / "v2"
+    renamed.mkdir()
+    (renamed / "zz.txt").write_bytes((folder / "a.txt").read_bytes())
+    (renamed / "zz.jsonl").write_bytes((folder / "b.jsonl").read_bytes())
+    assert _pack(store, 2, renamed, tok, SEQ, 0.1, seed=0).cache_hits == 2
+
+
+def test_a_new_tokenizer_does_not_reuse_the_cache(tmp_path, store, tok) -> None:
+    folder = tmp_path / "incoming" / "v1"
+    _txt(folder, "a.txt", synthetic_documents(1, 30, seed=2))
+    _pack(store, 1, folder, tok, SEQ, 0.1, seed=0)
+    other = train_tokenizer(synthetic_documents(2, 100, seed=0), vocab_size=300)
+    manifest = _pack(store, 1, folder, other, SEQ, 0.1, seed=0)
+    assert manifest.cache_hits == 0
+    assert len(store.ls("cache/tokens")) == 2
+
+
+def test_split_is_deterministic_for_a_seed(tmp_path, tok) -> None:
+    folder = tmp_path / "incoming" / "v1"
+    _txt(folder, "a.txt", synthetic_documents(1, 60, seed=4))
+    results = {}
+    for label, seed in (("a", 0), ("b", 0), ("c", 1)):
+        s = Store(str(tmp_path / f"store-{label}"))
+        _pack(s, 1, folder, tok, SEQ, 0.25, seed=seed)
+        results[label] = (load_blocks(s, 1, "train"), load_blocks(s, 1, "val"))
+    assert all(np.array_equal(x, y) for x, y in zip(results["a"], results["b"], strict=True))
+    assert not np.array_equal(results["a"][1], results["c"][1])
+    assert len(results["a"][1]) == len(results["c"][1])
+
+
+def test_too_little_text_is_refused_without_writing_the_version(tmp_path, store, tok) -> None:
+    folder = tmp_path / "incoming" / "v3"
+    _txt(folder, "a.txt", ["tiny"])
+    with pytest.raises(IngestError, match=r"version 3 has only \d+ tokens, need at least 2\*seq_len = 64"):
+        _pack(store, 3, folder, tok, 32, 0.1, seed=0)
+    assert list(store.walk_files("data")) == []
+
+
+def test_manifest_is_written_last(tmp_path, tok) -> None:
+    written: list[str] = []
+
+    class RecordingStore(Store):
+        def write_bytes(self, rel: str, payload: bytes) -> None:
+            written.append(rel)
+            super().write_bytes(rel, payload)
+
+    folder = tmp_path / "incoming" / "v1"
+    _txt(folder, "a.txt", synthetic_documents(1, 30, seed=2))
+    _pack(RecordingStore(str(tmp_path / "store")), 1, folder, tok, SEQ, 0.1, seed=0)
+    assert written[-3:] == ["data/v1/train.npy", "data/v1/val.npy", "data/v1/manifest.json"]
+
+
+def test_loading_a_version_that_was_never_ingested_names_the_url(store) -> None:
+    with pytest.raises(StoreError, match=r"data/v7/manifest.json does not exist: version 7 is not ingested"):
+        load_manifest(store, 7)
+    with pytest.raises(StoreError, match=r"data/v7/val.npy"):
+        load_blocks(store, 7, "val")
+
+
+def test_stream_over_ingested_versions(tmp_path, store, tok) -> None:
+    for v in (1, 2):
+        folder = tmp_path / "incoming" / f"v{v}"
+        _txt(folder, "a.txt", synthetic_documents(v, 40, seed=0))
+        shards = [read_shard(u) for u in list_shards(str(folder))]
+        pack_version(store, v, shards, tok, SEQ, 0.1, 0, None, str(folder))
+    blocks = [load_blocks(store, v, "train") for v in (1, 2)]
+    stream = BlockStream(blocks, batch_size=4, seed=0)
+    assert stream.steps_per_version == [len(b) // 4 for b in blocks]
+    last = stream.batch(stream.total_steps - 1)
+    assert any(np.array_equal(row, block) for row in last for block in blocks[1])
