@@ -2,11 +2,11 @@
 
     python bench/throughput.py --preset base --seq-len 1024 --batch-size 32 --steps 30 --warmup 10
 
-Random token batches; AdamW from ``make_optimizer`` (fused on CUDA), bf16 autocast and TF32 on CUDA,
-``torch.compile`` on CUDA by default, gradient clipping at 1.0, one host sync per step for the loss
-(as the trainer logs it). The LR stays at ``lr_max`` (the trainer's per-step scheduler update is a
-Python assignment and is left out). Steps after ``--warmup`` are timed (``torch.cuda.synchronize``
-on CUDA).
+Random token batches; each step is the trainer's own ``train_step`` (AdamW from ``make_optimizer``,
+fused on CUDA; bf16 autocast and TF32 on CUDA; gradient clipping at 1.0; one host sync per step for
+the loss), ``torch.compile`` on CUDA by default. The LR stays at ``LR`` (the trainer's per-step
+scheduler update is a Python assignment and is left out). Vocabulary and sequence length default to
+the preset's. Steps after ``--warmup`` are timed (``torch.cuda.synchronize`` on CUDA).
 
 MFU is counted as DESIGN.md §4 fixes it: FLOPs per token = 6·N + 12·L·d·T, N = parameters in
 matrix products (every linear layer and the untied LM head, not the input embedding table);
@@ -14,9 +14,9 @@ MFU = tokens/s · FLOPs per token / peak, peak = 989 TFLOP/s (H100 SXM, dense bf
 ``--peak-tflops`` says otherwise. On CPU there is no default peak: MFU is n/a, achieved TFLOP/s is
 still printed.
 
-Runs with only torch + transformers + numpy: the lent GPU image has no pydantic (nor yaml), which
-``lrpath_core.config`` needs, so when the ``lrpath_core`` imports fail the script uses the local
-mirrors below (preset dims, LlamaConfig, N, FLOPs, AdamW groups) and says so in its output.
+Runs with only torch + transformers: it imports the trainer's own code (``lrpath_core.model``,
+``model_presets``, ``optimizer``, ``train_step``), none of which needs pydantic or yaml, which the
+lent GPU image lacks. The optimizer's values below do not change a step's cost.
 """
 
 from __future__ import annotations
@@ -33,112 +33,18 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import LlamaConfig, LlamaForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lrpath_core.model import build_model, flops_per_token, llama_config, matmul_params  # noqa: E402
+from lrpath_core.model_presets import PRESETS  # noqa: E402
+from lrpath_core.optimizer import make_optimizer  # noqa: E402
+from lrpath_core.train_step import train_step  # noqa: E402
+
 H100_BF16_DENSE_TFLOPS = 989.0
-
-# Mirror of lrpath_core/model_presets.py (hidden, layers, heads, intermediate, vocab, seq_len), used
-# only when lrpath_core cannot be imported; when it can, _check_mirror() compares the two.
-LOCAL_PRESETS: dict[str, tuple[int, int, int, int, int, int]] = {
-    "tiny": (128, 4, 4, 384, 4096, 128),
-    "small": (384, 8, 6, 1024, 8192, 512),
-    "base": (768, 12, 12, 2048, 32000, 1024),
-    "large": (1024, 24, 16, 2560, 32000, 1024),
-}
-# Mirror of lrpath_core.config.OptimizerConfig's defaults.
-LOCAL_OPTIMIZER = {"lr_max": 3e-3, "weight_decay": 0.1, "beta1": 0.9, "beta2": 0.95, "grad_clip": 1.0}
 SEED = 1234
-
-try:
-    from lrpath_core.config import ModelConfig, OptimizerConfig
-    from lrpath_core.model import build_model, flops_per_token, llama_config, matmul_params
-    from lrpath_core.model_presets import PRESETS
-    from lrpath_core.train import make_optimizer
-
-    LRPATH_CORE = True
-except ImportError as exc:  # the GPU image: no pydantic / yaml
-    LRPATH_CORE = False
-    LRPATH_CORE_ERROR = f"{type(exc).__name__}: {exc}"
-
-
-def _local_llama_config(preset: str, vocab_size: int, seq_len: int) -> LlamaConfig:
-    """Same LlamaConfig as lrpath_core.model.llama_config for an unmodified preset."""
-    hidden, layers, heads, intermediate, _, _ = LOCAL_PRESETS[preset]
-    return LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=hidden,
-        intermediate_size=intermediate,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=heads,
-        max_position_embeddings=seq_len,
-        rms_norm_eps=1e-5,
-        rope_theta=10000.0,
-        tie_word_embeddings=False,
-        attention_dropout=0.0,
-        bos_token_id=None,
-        eos_token_id=0,
-        pad_token_id=None,
-        use_cache=False,
-    )
-
-
-def _local_matmul_params(config: LlamaConfig) -> int:
-    d, layers = config.hidden_size, config.num_hidden_layers
-    kv = config.num_key_value_heads * (d // config.num_attention_heads)
-    attn = d * d * 2 + d * kv * 2
-    mlp = 3 * d * config.intermediate_size
-    return layers * (attn + mlp) + d * config.vocab_size
-
-
-def _local_flops_per_token(config: LlamaConfig, seq_len: int) -> int:
-    return 6 * _local_matmul_params(config) + 12 * config.num_hidden_layers * config.hidden_size * seq_len
-
-
-def _local_build_model(config: LlamaConfig, seed: int) -> LlamaForCausalLM:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return LlamaForCausalLM(config)
-
-
-def _local_make_optimizer(model: torch.nn.Module, device: torch.device) -> torch.optim.AdamW:
-    """Same as lrpath_core.train.make_optimizer with OptimizerConfig's defaults."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
-    groups = [
-        {"params": decay, "weight_decay": LOCAL_OPTIMIZER["weight_decay"]},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(
-        groups,
-        lr=LOCAL_OPTIMIZER["lr_max"],
-        betas=(LOCAL_OPTIMIZER["beta1"], LOCAL_OPTIMIZER["beta2"]),
-        eps=1e-8,
-        fused=device.type == "cuda",
-    )
-
-
-def _check_mirror() -> list[str]:
-    """Differences between the local mirrors and lrpath_core (empty when they agree)."""
-    problems = []
-    for name, preset in PRESETS.items():
-        dims = (
-            preset.hidden_size,
-            preset.num_layers,
-            preset.num_heads,
-            preset.intermediate_size,
-            preset.vocab_size,
-            preset.seq_len,
-        )
-        if LOCAL_PRESETS.get(name) != dims:
-            problems.append(f"preset {name}: lrpath_core {dims}, local {LOCAL_PRESETS.get(name)}")
-    defaults = OptimizerConfig()
-    for key, value in LOCAL_OPTIMIZER.items():
-        if getattr(defaults, key) != value:
-            problems.append(f"optimizer {key}: lrpath_core {getattr(defaults, key)}, local {value}")
-    return problems
+# The trainer takes these from lrpath.yaml; their values do not change what a step costs.
+LR, WEIGHT_DECAY, BETAS, GRAD_CLIP = 3e-3, 0.1, (0.9, 0.95), 1.0
 
 
 def _pick_device(choice: str) -> torch.device:
@@ -174,7 +80,7 @@ def _machine_busy_seconds() -> float | None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", default="base", choices=list(LOCAL_PRESETS))
+    parser.add_argument("--preset", default="base", choices=list(PRESETS))
     parser.add_argument("--vocab", type=int, default=None, help="vocabulary size (default: the preset's)")
     parser.add_argument("--seq-len", type=int, default=None, help="tokens per sequence (default: preset's)")
     parser.add_argument("--batch-size", type=int, default=32, help="sequences per optimizer step")
@@ -210,44 +116,23 @@ def run(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = _pick_device(args.device)
-    preset_vocab, preset_seq = LOCAL_PRESETS[args.preset][4:]
-    vocab = args.vocab or preset_vocab
-    seq_len = args.seq_len or preset_seq
+    preset = PRESETS[args.preset]
+    vocab = args.vocab or preset.vocab_size
+    seq_len = args.seq_len or preset.seq_len
 
-    if LRPATH_CORE:
-        config = llama_config(ModelConfig(preset=args.preset), vocab, seq_len)
-        model = build_model(config, SEED).to(device)
-        optimizer = make_optimizer(model, OptimizerConfig(), device)
-        n_matmul, fpt = matmul_params(config), flops_per_token(config, seq_len)
-        grad_clip = OptimizerConfig().grad_clip
-        mirror_problems = _check_mirror()
-        local = _local_llama_config(args.preset, vocab, seq_len)
-        if local.to_dict() != config.to_dict():
-            mirror_problems.append("the local LlamaConfig differs from lrpath_core.model.llama_config's")
-        if (_local_matmul_params(local), _local_flops_per_token(local, seq_len)) != (n_matmul, fpt):
-            mirror_problems.append("the local N / FLOPs per token differ from lrpath_core.model's")
-    else:
-        config = _local_llama_config(args.preset, vocab, seq_len)
-        model = _local_build_model(config, SEED).to(device)
-        optimizer = _local_make_optimizer(model, device)
-        n_matmul, fpt = _local_matmul_params(config), _local_flops_per_token(config, seq_len)
-        grad_clip = LOCAL_OPTIMIZER["grad_clip"]
-        mirror_problems = []
+    config = llama_config(preset.shape(), vocab, seq_len)
+    model = build_model(config, SEED).to(device)
+    optimizer = make_optimizer(model, LR, WEIGHT_DECAY, BETAS, fused=device.type == "cuda")
+    n_matmul, fpt = matmul_params(config), flops_per_token(config, seq_len)
     n_total = sum(p.numel() for p in model.parameters())
 
     use_compile = args.compile if args.compile is not None else device.type == "cuda"
     forward = torch.compile(model) if use_compile else model
-    autocast = (
-        torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-        if device.type == "cuda"
-        else contextlib.nullcontext()
-    )
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.cuda.reset_peak_memory_stats(device)
 
-    micro = args.batch_size // args.grad_accum
     generator = torch.Generator().manual_seed(SEED)
     batches = [torch.randint(0, vocab, (args.batch_size, seq_len), generator=generator) for _ in range(4)]
 
@@ -255,26 +140,23 @@ def run(args: argparse.Namespace) -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    def train_step(step: int) -> float:
+    def step_on(step: int) -> float:
         batch = batches[step % len(batches)]
-        total = torch.zeros((), device=device)
-        for index in range(args.grad_accum):
-            ids = batch[index * micro : (index + 1) * micro].to(device, non_blocking=True)
-            with autocast:
-                loss = forward(input_ids=ids, labels=ids).loss / args.grad_accum
-            loss.backward()
-            total += loss.detach()
-        if grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        return float(total)  # the trainer reads the loss every step: one host sync per step
+        return train_step(
+            model,
+            optimizer,
+            batch,
+            device=device,
+            grad_accum=args.grad_accum,
+            grad_clip=GRAD_CLIP,
+            forward=forward,
+        )
 
     model.train()
     sync()
     started = time.perf_counter()
     for step in range(args.warmup):
-        train_step(step)
+        step_on(step)
     sync()
     warmup_seconds = time.perf_counter() - started
 
@@ -282,7 +164,7 @@ def run(args: argparse.Namespace) -> dict:
     busy0, own0, wall0 = _machine_busy_seconds(), time.process_time(), time.perf_counter()
     for step in range(args.warmup, args.warmup + args.steps):
         t0 = time.perf_counter()
-        loss = train_step(step)
+        loss = step_on(step)
         sync()
         step_times.append(time.perf_counter() - t0)
 
@@ -305,9 +187,6 @@ def run(args: argparse.Namespace) -> dict:
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "python": platform.python_version(),
-        "lrpath_core": LRPATH_CORE,
-        "lrpath_core_error": None if LRPATH_CORE else LRPATH_CORE_ERROR,
-        "mirror_mismatch": mirror_problems,
         "preset": args.preset,
         "hidden_size": config.hidden_size,
         "num_layers": config.num_hidden_layers,
@@ -339,11 +218,9 @@ def run(args: argparse.Namespace) -> dict:
 
 def report(r: dict) -> str:
     mfu = f"{100 * r['mfu']:.1f}% of {r['peak_tflops']:g} TFLOP/s" if r["mfu"] is not None else "n/a (CPU)"
-    source = "lrpath_core" if r["lrpath_core"] else f"local mirrors ({r['lrpath_core_error']})"
     lines = [
         f"device        {r['device']}",
         f"versions      torch {r['torch']}, transformers {r['transformers']}, python {r['python']}",
-        f"built from    {source}",
         f"model         {r['preset']}: d {r['hidden_size']}, {r['num_layers']} layers, {r['num_heads']} heads, "
         f"vocab {r['vocab_size']}",
         f"params        {r['params_total']:,} total, N = {r['params_matmul']:,} in matmuls",
@@ -365,8 +242,6 @@ def report(r: dict) -> str:
         )
     if r["peak_memory_gib"] is not None:
         lines.append(f"peak memory   {r['peak_memory_gib']:.1f} GiB")
-    for problem in r["mirror_mismatch"]:
-        lines.append(f"WARNING       local mirror differs from lrpath_core: {problem}")
     return "\n".join(lines)
 
 

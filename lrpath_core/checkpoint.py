@@ -5,7 +5,7 @@ step-00000820/
   config.json, generation_config.json, model.safetensors   # AutoModelForCausalLM.from_pretrained works
   optimizer.safetensors                                     # AdamW moments, keyed "<param fqn>::<name>"
   rng.safetensors                                           # torch CPU (and CUDA) generator states
-  state.json                                                # step, data position, LR path, param groups, hashes
+  state.json                                                # step (= data position), LR path, param groups, hashes
   manifest.json                                             # sha256 of every file above; written last
 ```
 
@@ -31,8 +31,9 @@ from pydantic import BaseModel, Field
 from safetensors.torch import load_file, save_file
 from transformers.utils import logging as hf_logging
 
+from lrpath_core import layout
 from lrpath_core.schedules import LRPath
-from lrpath_core.storage import Store, StoreError
+from lrpath_core.storage import Store, StoreError, sha256_file
 from lrpath_core.timeline import CheckpointRef
 
 hf_logging.disable_progress_bar()
@@ -42,7 +43,7 @@ STATE = "state.json"
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 RNG_FILE = "rng.safetensors"
-STEP_DIR = re.compile(r"^step-(\d{8})$")
+STEP_DIR = re.compile(r"^step-(\d{8})$")  # the folder names layout.step_dir gives
 
 
 class CheckpointError(StoreError):
@@ -50,26 +51,19 @@ class CheckpointError(StoreError):
 
 
 class CheckpointState(BaseModel):
-    step: int = Field(ge=0, description="optimizer steps done; the next step to run")
-    data_position: int = Field(ge=0, description="index of the next batch in the segment's data stream")
+    step: int = Field(
+        ge=0,
+        description=(
+            "optimizer steps done, which is also the data position: step s trains on batch s of the "
+            "stream, so the next step to run and the next batch to read are both this number"
+        ),
+    )
     lr_path: LRPath
     data_hash: str
     config_hash: str
     param_groups: list[dict[str, Any]]
     loss: float | None = None
     created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-
-
-def step_dir(step: int) -> str:
-    return f"step-{step:08d}"
-
-
-def _sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _optimizer_tensors(optim_state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
@@ -139,11 +133,11 @@ def write_checkpoint(
         state = state.model_copy(update={"param_groups": groups})
         with open(os.path.join(tmp, STATE), "w") as f:
             f.write(state.model_dump_json(indent=2))
-        files = {name: _sha256_file(os.path.join(tmp, name)) for name in sorted(os.listdir(tmp))}
+        files = {name: sha256_file(os.path.join(tmp, name)) for name in sorted(os.listdir(tmp))}
         manifest = json.dumps({"files": files, "step": state.step}, indent=2, sort_keys=True).encode()
         manifest_sha = hashlib.sha256(manifest).hexdigest()
         if store.is_local:
-            final = store._path(rel)
+            final = store.local_path(rel)
             staging = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
             shutil.copytree(tmp, staging)
             with open(os.path.join(staging, MANIFEST), "wb") as f:
@@ -208,7 +202,7 @@ def list_checkpoints(store: Store, run_rel: str) -> list[int]:
     steps = []
     for name in store.ls(run_rel):
         match = STEP_DIR.match(name)
-        if match and store.exists(f"{run_rel}/{name}/{MANIFEST}"):
+        if match and store.exists(f"{layout.checkpoint(run_rel, int(match.group(1)))}/{MANIFEST}"):
             steps.append(int(match.group(1)))
     return sorted(steps)
 

@@ -1,27 +1,25 @@
-"""Hugging Face ``LlamaForCausalLM`` built from a preset; no hub download ever."""
+"""Hugging Face ``LlamaForCausalLM`` built from a :class:`ModelShape`; no hub download ever.
+
+Imports only torch and transformers (no pydantic): ``bench/throughput.py`` runs it on the GPU image.
+"""
 
 from __future__ import annotations
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from lrpath_core.config import ModelConfig
-from lrpath_core.model_presets import PRESETS
+from lrpath_core.model_presets import ModelShape
 
 
-def llama_config(model: ModelConfig, vocab_size: int, seq_len: int) -> LlamaConfig:
-    preset = PRESETS[model.preset]
-    hidden = model.hidden_size or preset.hidden_size
-    heads = model.num_heads or preset.num_heads
-    if hidden % heads:
-        raise ValueError(f"model.hidden_size ({hidden}) must be a multiple of model.num_heads ({heads})")
+def llama_config(shape: ModelShape, vocab_size: int, seq_len: int) -> LlamaConfig:
+    """The project's Llama: untied head, no bias, EOS id 0, no KV cache; only ``shape`` and sizes vary."""
     return LlamaConfig(
         vocab_size=vocab_size,
-        hidden_size=hidden,
-        intermediate_size=model.intermediate_size or preset.intermediate_size,
-        num_hidden_layers=model.num_layers or preset.num_layers,
-        num_attention_heads=heads,
-        num_key_value_heads=heads,
+        hidden_size=shape.hidden_size,
+        intermediate_size=shape.intermediate_size,
+        num_hidden_layers=shape.num_layers,
+        num_attention_heads=shape.num_heads,
+        num_key_value_heads=shape.num_heads,
         max_position_embeddings=seq_len,
         rms_norm_eps=1e-5,
         rope_theta=10000.0,

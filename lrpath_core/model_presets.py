@@ -1,57 +1,52 @@
-"""Model size presets, kept free of torch so configs validate without importing it."""
+"""Model size presets.
+
+Plain frozen dataclasses: configs validate without importing torch, and the GPU bench, whose image
+has no pydantic, imports them.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from dataclasses import dataclass, replace
 
 
-class ModelPreset(BaseModel):
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True)
+class ModelShape:
+    """The sizes that make a Llama model; everything else about it is fixed in ``lrpath_core.model``."""
 
     hidden_size: int
     num_layers: int
     num_heads: int
     intermediate_size: int
+
+    def __post_init__(self) -> None:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be a multiple of num_heads ({self.num_heads})"
+            )
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    sizes: ModelShape
     vocab_size: int
     seq_len: int
     note: str
 
+    def shape(self, **overrides: int | None) -> ModelShape:
+        """The preset's sizes with ``overrides`` (``hidden_size=…``; ``None`` keeps the preset's)."""
+        return replace(self.sizes, **{k: v for k, v in overrides.items() if v is not None})
+
 
 PRESETS: dict[str, ModelPreset] = {
     "tiny": ModelPreset(
-        hidden_size=128,
-        num_layers=4,
-        num_heads=4,
-        intermediate_size=384,
-        vocab_size=4096,
-        seq_len=128,
-        note="~1.9M params with vocab 4096: the CPU demo and the tests",
+        ModelShape(128, 4, 4, 384), 4096, 128, "~1.9M params with vocab 4096: the CPU demo and the tests"
     ),
-    "small": ModelPreset(
-        hidden_size=384,
-        num_layers=8,
-        num_heads=6,
-        intermediate_size=1024,
-        vocab_size=8192,
-        seq_len=512,
-        note="~20M params with vocab 8192",
-    ),
+    "small": ModelPreset(ModelShape(384, 8, 6, 1024), 8192, 512, "~20M params with vocab 8192"),
     "base": ModelPreset(
-        hidden_size=768,
-        num_layers=12,
-        num_heads=12,
-        intermediate_size=2048,
-        vocab_size=32000,
-        seq_len=1024,
-        note="~134M params with vocab 32000 (untied head)",
+        ModelShape(768, 12, 12, 2048), 32000, 1024, "~134M params with vocab 32000 (untied head)"
     ),
     "large": ModelPreset(
-        hidden_size=1024,
-        num_layers=24,
-        num_heads=16,
-        intermediate_size=2560,
-        vocab_size=32000,
-        seq_len=1024,
-        note="~355M params with vocab 32000 (untied head)",
+        ModelShape(1024, 24, 16, 2560), 32000, 1024, "~355M params with vocab 32000 (untied head)"
     ),
 }
+"""``ModelShape(hidden_size, num_layers, num_heads, intermediate_size)``, vocab, seq_len, note."""

@@ -7,6 +7,7 @@ segment started again produces the same numbers as one that was never interrupte
 
 Runs in-process on CPU or one GPU, or under ``torchrun`` (DDP, or FSDP with ``parallel="fsdp"``):
 ``torchrun --nproc-per-node 2 -m lrpath_core.train --store URL --spec spec.json``.
+Spec and result types: :mod:`lrpath_core.segment`; one optimizer step: :mod:`lrpath_core.train_step`.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable
-from typing import Literal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
-from pydantic import BaseModel, Field, model_validator
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
     get_model_state_dict,
@@ -32,83 +33,35 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
+from lrpath_core import layout
+from lrpath_core.block_stream import BlockStream
 from lrpath_core.checkpoint import (
     CheckpointState,
     list_checkpoints,
     read_checkpoint,
+    read_manifest,
     remove_incomplete,
     restore_rng,
-    step_dir,
     write_checkpoint,
 )
-from lrpath_core.config import ModelConfig, OptimizerConfig
-from lrpath_core.data import BlockStream, load_blocks, load_manifest
-from lrpath_core.errors import LrpathError
+from lrpath_core.config import OptimizerConfig
 from lrpath_core.model import build_model, llama_config
-from lrpath_core.schedules import LRPath, lr_scheduler
+from lrpath_core.optimizer import make_optimizer
+from lrpath_core.packing import load_blocks, load_manifest
+from lrpath_core.schedules import lr_scheduler
+from lrpath_core.segment import DataSpec, SegmentError, SegmentResult, SegmentSpec
 from lrpath_core.storage import Store
 from lrpath_core.timeline import CheckpointRef
+from lrpath_core.train_step import train_step
 
 ProgressFn = Callable[[int, int, float, float], None]
 """``(steps_done, end_step, loss, lr)`` after every optimizer step (rank 0 only)."""
 
-
-class SegmentError(LrpathError):
-    """A segment cannot run as specified; the message says what is inconsistent."""
-
-
-class DataSpec(BaseModel):
-    versions: list[int] = Field(min_length=1, description="store versions whose train blocks form the stream")
-    order: Literal["within_version", "global"] = "within_version"
-    batch_size: int = Field(ge=1)
-    seed: int = 0
-
-
-class SegmentSpec(BaseModel):
-    run: str = Field(description="store-relative folder for this segment's checkpoints")
-    init: str | None = Field(None, description="store-relative checkpoint to start from; None: seeded init")
-    init_optimizer: bool = Field(True, description="also take the optimizer moments from `init`")
-    start_step: int = Field(ge=0)
-    end_step: int = Field(ge=1)
-    lr_path: LRPath
-    save_at: list[int] = Field(default_factory=list, description="steps-done at which checkpoints are kept")
-    checkpoint_every: int = Field(50, ge=1, description="resume checkpoints every this many steps")
-    data: DataSpec
-    model: ModelConfig
-    optimizer: OptimizerConfig
-    vocab_size: int = Field(ge=2)
-    config_hash: str = ""
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    compile: bool | None = Field(None, description="torch.compile; default on for CUDA, off for CPU")
-    parallel: Literal["ddp", "fsdp"] = "ddp"
-    progress_bar: bool = False
-
-    @model_validator(mode="after")
-    def _steps(self) -> SegmentSpec:
-        if self.end_step <= self.start_step:
-            raise ValueError(f"end_step ({self.end_step}) must be after start_step ({self.start_step})")
-        bad = [s for s in self.save_at if not self.start_step < s <= self.end_step]
-        if bad:
-            raise ValueError(f"save_at steps {bad} are outside ({self.start_step}, {self.end_step}]")
-        return self
-
-
-class SegmentResult(BaseModel):
-    run: str
-    start_step: int
-    end_step: int
-    resumed_from: int | None = None
-    steps_run: int
-    checkpoints: dict[int, CheckpointRef]
-    losses: list[tuple[int, float, float]] = Field(
-        description="(step, loss, lr) for every step of the segment"
-    )
-    tokens: int
-    seconds: float
+Losses = list[tuple[int, float, float]]
 
 
 @contextlib.contextmanager
-def cpu_threads_shared_by(segments: int):
+def cpu_threads_shared_by(segments: int) -> Iterator[None]:
     """Split torch's CPU threads between ``segments`` segments that run side by side in threads.
 
     Two segments with the default thread count each oversubscribe the cores and run many times
@@ -134,6 +87,77 @@ def build_stream(store: Store, spec: DataSpec) -> BlockStream:
     )
 
 
+@dataclass
+class _Run:
+    """What every step of one ``run_segment`` call shares: the spec, where it runs, its data."""
+
+    store: Store
+    spec: SegmentSpec
+    rank: int
+    world: int
+    device: torch.device
+    stream: BlockStream
+    data_hash: str
+
+    def checkpoint(self, step: int) -> str:
+        return layout.checkpoint(self.spec.run, step)
+
+
+@dataclass
+class _Trainer:
+    wrapped: torch.nn.Module
+    forward: Callable[..., Any]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+
+
+def run_segment(store: Store, spec: SegmentSpec, progress: ProgressFn | None = None) -> SegmentResult:
+    """Run (or resume, or find already done) one segment; see the module docstring."""
+    run = _open(store, spec)
+    resume_step = _resume_step(run)
+    first = resume_step if resume_step is not None else spec.start_step
+    model, optimizer_state = _initial_model(run, resume_step)
+    trainer = _trainer(run, model, optimizer_state, first)
+    # the run's log keeps its earlier segments (the main path) and drops steps past this restart point
+    losses = _read_losses(store, spec.run, first)
+    started = time.perf_counter()
+    checkpoints = _train(run, trainer, first, losses, progress)
+    if run.rank == 0:
+        _add_kept_checkpoints(run, checkpoints)
+        if resume_step is not None and first == spec.end_step:
+            losses = _read_losses(store, spec.run, spec.end_step + 1)
+    steps_run = spec.end_step - first
+    return SegmentResult(
+        run=spec.run,
+        start_step=spec.start_step,
+        end_step=spec.end_step,
+        resumed_from=resume_step,
+        steps_run=steps_run,
+        checkpoints=checkpoints,
+        losses=[row for row in losses if spec.start_step <= row[0] < spec.end_step],
+        tokens=steps_run * spec.data.batch_size * run.stream.seq_len,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _open(store: Store, spec: SegmentSpec) -> _Run:
+    """Where the segment runs and its data stream, once the spec is known to fit both."""
+    rank, world, local_rank = _dist_info()
+    device = _pick_device(spec.device, local_rank)
+    if spec.data.batch_size % (world * spec.optimizer.grad_accum):
+        raise SegmentError(
+            f"batch_size {spec.data.batch_size} must split evenly over {world} rank(s) x "
+            f"{spec.optimizer.grad_accum} micro-batches"
+        )
+    stream = build_stream(store, spec.data)
+    if spec.end_step > stream.total_steps:
+        raise SegmentError(
+            f"segment {spec.run} wants steps up to {spec.end_step} but the data of versions "
+            f"{spec.data.versions} fill only {stream.total_steps} steps"
+        )
+    return _Run(store, spec, rank, world, device, stream, data_hash(store, spec.data))
+
+
 def _dist_info() -> tuple[int, int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0))
@@ -149,20 +173,71 @@ def _pick_device(choice: str, local_rank: int) -> torch.device:
     return torch.device("cuda", local_rank)
 
 
-def make_optimizer(model: torch.nn.Module, cfg: OptimizerConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only; fused kernels on CUDA."""
-    decay, no_decay = [], []
-    for _, param in model.named_parameters():
-        if param.requires_grad:
-            (decay if param.ndim >= 2 else no_decay).append(param)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(
-        groups, lr=cfg.lr_max, betas=(cfg.beta1, cfg.beta2), eps=1e-8, fused=device.type == "cuda"
-    )
+def _resume_step(run: _Run) -> int | None:
+    """The newest complete checkpoint of this segment in its run folder, after clearing half-written ones."""
+    if run.rank == 0:
+        remove_incomplete(run.store, run.spec.run)
+    if run.world > 1:
+        dist.barrier()
+    spec = run.spec
+    done = [s for s in list_checkpoints(run.store, spec.run) if spec.start_step < s <= spec.end_step]
+    return done[-1] if done else None
 
 
-def _full() -> StateDictOptions:
-    return StateDictOptions(full_state_dict=True, cpu_offload=True)
+def _initial_model(run: _Run, resume_step: int | None) -> tuple[torch.nn.Module, dict[str, Any] | None]:
+    """The model at the segment's restart point, and the optimizer state to restore (if any)."""
+    spec = run.spec
+    hf_config = llama_config(spec.model.shape(), spec.vocab_size, run.stream.seq_len)
+    model = build_model(hf_config, spec.optimizer.seed).to(run.device)
+    source = run.checkpoint(resume_step) if resume_step is not None else spec.init
+    if source is None:
+        torch.manual_seed(spec.optimizer.seed)
+        return model, None
+    state, model_tensors, optimizer_state, rng = read_checkpoint(run.store, source)
+    _check_source(run, source, state, resume_step)
+    model.load_state_dict(model_tensors)
+    restore_rng(rng)
+    if resume_step is None and not spec.init_optimizer:
+        return model, None
+    return model, optimizer_state
+
+
+def _check_source(run: _Run, source: str, state: CheckpointState, resume_step: int | None) -> None:
+    expected = resume_step if resume_step is not None else run.spec.start_step
+    url = run.store.url_of(source)
+    if state.step != expected:
+        raise SegmentError(
+            f"checkpoint {url} is at step {state.step}, but segment {run.spec.run} needs step {expected}"
+        )
+    if resume_step is not None and state.data_hash != run.data_hash:
+        raise SegmentError(
+            f"checkpoint {url} was trained on other data (data hash {state.data_hash}, "
+            f"now {run.data_hash}); remove {run.store.url_of(run.spec.run)} to start this segment again"
+        )
+
+
+def _trainer(
+    run: _Run, model: torch.nn.Module, optimizer_state: dict[str, Any] | None, first: int
+) -> _Trainer:
+    """Wrap the model for its ranks and build the optimizer, LR schedule and (compiled) forward."""
+    wrapped = _wrap(model, run.spec, run.device, run.world)
+    optimizer = _make_optimizer(wrapped, run.spec.optimizer, run.device)
+    if optimizer_state is not None:
+        full = StateDictOptions(full_state_dict=True)
+        set_optimizer_state_dict(wrapped, optimizer, optim_state_dict=optimizer_state, options=full)
+    scheduler = lr_scheduler(optimizer, run.spec.lr_path.lr, first)
+    use_compile = run.spec.compile if run.spec.compile is not None else run.device.type == "cuda"
+    forward = torch.compile(wrapped) if use_compile else wrapped
+    if run.device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return _Trainer(wrapped, forward, optimizer, scheduler)
+
+
+def _make_optimizer(model: torch.nn.Module, cfg: OptimizerConfig, device: torch.device) -> torch.optim.AdamW:
+    """The project configuration's AdamW; fused kernels on CUDA."""
+    betas = (cfg.beta1, cfg.beta2)
+    return make_optimizer(model, cfg.lr_max, cfg.weight_decay, betas, fused=device.type == "cuda")
 
 
 def _wrap(model: torch.nn.Module, spec: SegmentSpec, device: torch.device, world: int) -> torch.nn.Module:
@@ -180,208 +255,111 @@ def _wrap(model: torch.nn.Module, spec: SegmentSpec, device: torch.device, world
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
-def _read_losses(store: Store, run: str, upto: int) -> list[tuple[int, float, float]]:
-    if not store.exists(f"{run}/losses.json"):
+def _read_losses(store: Store, run: str, upto: int) -> Losses:
+    if not store.exists(layout.losses(run)):
         return []
-    return [tuple(row) for row in store.read_json(f"{run}/losses.json") if row[0] < upto]  # type: ignore[misc]
+    return [tuple(row) for row in store.read_json(layout.losses(run)) if row[0] < upto]  # type: ignore[misc]
 
 
-def run_segment(store: Store, spec: SegmentSpec, progress: ProgressFn | None = None) -> SegmentResult:
-    """Run (or resume, or find already done) one segment; see the module docstring."""
-    rank, world, local_rank = _dist_info()
-    device = _pick_device(spec.device, local_rank)
-    if spec.data.batch_size % (world * spec.optimizer.grad_accum):
-        raise SegmentError(
-            f"batch_size {spec.data.batch_size} must split evenly over {world} rank(s) x "
-            f"{spec.optimizer.grad_accum} micro-batches"
-        )
-    stream = build_stream(store, spec.data)
-    if spec.end_step > stream.total_steps:
-        raise SegmentError(
-            f"segment {spec.run} wants steps up to {spec.end_step} but the data of versions "
-            f"{spec.data.versions} fill only {stream.total_steps} steps"
-        )
-    d_hash = data_hash(store, spec.data)
-    tokenizer_vocab = spec.vocab_size
-    hf_config = llama_config(spec.model, tokenizer_vocab, stream.seq_len)
-
-    if rank == 0:
-        remove_incomplete(store, spec.run)
-    if world > 1:
-        dist.barrier()
-    done_steps = [s for s in list_checkpoints(store, spec.run) if spec.start_step < s <= spec.end_step]
-    resume_step = done_steps[-1] if done_steps else None
-    source = f"{spec.run}/{step_dir(resume_step)}" if resume_step is not None else spec.init
-
-    model = build_model(hf_config, spec.optimizer.seed).to(device)
-    optimizer_state = None
-    if source is not None:
-        state, model_tensors, optimizer_state, rng = read_checkpoint(store, source)
-        expected = resume_step if resume_step is not None else spec.start_step
-        if state.step != expected:
-            raise SegmentError(
-                f"checkpoint {store.url_of(source)} is at step {state.step}, but segment {spec.run} "
-                f"needs step {expected}"
-            )
-        if resume_step is not None and state.data_hash != d_hash:
-            raise SegmentError(
-                f"checkpoint {store.url_of(source)} was trained on other data (data hash {state.data_hash}, "
-                f"now {d_hash}); remove {store.url_of(spec.run)} to start this segment again"
-            )
-        model.load_state_dict(model_tensors)
-        restore_rng(rng)
-        if resume_step is None and not spec.init_optimizer:
-            optimizer_state = None
-    else:
-        torch.manual_seed(spec.optimizer.seed)
-
-    wrapped = _wrap(model, spec, device, world)
-    optimizer = make_optimizer(wrapped, spec.optimizer, device)
-    if optimizer_state is not None:
-        set_optimizer_state_dict(
-            wrapped,
-            optimizer,
-            optim_state_dict=optimizer_state,
-            options=StateDictOptions(full_state_dict=True),
-        )
-    first = resume_step if resume_step is not None else spec.start_step
-    scheduler = lr_scheduler(optimizer, spec.lr_path.lr, first)
-    use_compile = spec.compile if spec.compile is not None else device.type == "cuda"
-    forward = torch.compile(wrapped) if use_compile else wrapped
-    autocast = (
-        torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-        if device.type == "cuda"
-        else contextlib.nullcontext()
-    )
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-
-    # the run folder's log keeps earlier segments of the same run (the main path) and drops
-    # anything past this segment's restart point
-    losses = _read_losses(store, spec.run, first)
+def _train(
+    run: _Run, trainer: _Trainer, first: int, losses: Losses, progress: ProgressFn | None
+) -> dict[int, CheckpointRef]:
+    """Steps ``first .. end_step - 1``, appending to ``losses``; the checkpoints this rank wrote."""
+    spec, opt = run.spec, run.spec.optimizer
+    per_rank = spec.data.batch_size // run.world
     checkpoints: dict[int, CheckpointRef] = {}
-    keep = set(spec.save_at) | {spec.end_step}
-    per_rank = spec.data.batch_size // world
-    micro = per_rank // spec.optimizer.grad_accum
-    started = time.perf_counter()
-    bar = _progress_bar(spec, first, rank)
-    wrapped.train()
+    bar = _progress_bar(spec, first, run.rank)
+    trainer.wrapped.train()
     for step in range(first, spec.end_step):
-        batch = torch.from_numpy(stream.batch(step)[rank * per_rank : (rank + 1) * per_rank])
-        lr = optimizer.param_groups[0]["lr"]
-        total = torch.zeros((), device=device)
-        for index in range(spec.optimizer.grad_accum):
-            ids = batch[index * micro : (index + 1) * micro].to(device, non_blocking=True)
-            sync = index == spec.optimizer.grad_accum - 1
-            ctx = (
-                wrapped.no_sync()
-                if (world > 1 and not sync and hasattr(wrapped, "no_sync"))
-                else contextlib.nullcontext()
-            )
-            with ctx, autocast:
-                loss = forward(input_ids=ids, labels=ids).loss / spec.optimizer.grad_accum
-            with ctx:
-                loss.backward()
-            total += loss.detach()
-        if spec.optimizer.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(wrapped.parameters(), spec.optimizer.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        scheduler.step()
-        if world > 1:
-            dist.all_reduce(total, op=dist.ReduceOp.AVG if device.type == "cuda" else dist.ReduceOp.SUM)
-            if device.type != "cuda":
-                total /= world
-        loss_value = float(total)
-        if not math.isfinite(loss_value):
+        rows = run.stream.batch(step)[run.rank * per_rank : (run.rank + 1) * per_rank]
+        lr = trainer.optimizer.param_groups[0]["lr"]
+        loss = train_step(
+            trainer.wrapped,
+            trainer.optimizer,
+            torch.from_numpy(rows),
+            device=run.device,
+            grad_accum=opt.grad_accum,
+            grad_clip=opt.grad_clip,
+            scheduler=trainer.scheduler,
+            forward=trainer.forward,
+        )
+        if not math.isfinite(loss):
             raise SegmentError(
-                f"loss became {loss_value} at step {step} of {spec.run}; lower lr_max or check the data"
+                f"loss became {loss} at step {step} of {spec.run}; lower lr_max or check the data"
             )
-        losses.append((step, loss_value, lr))
-        done = step + 1
-        if rank == 0 and progress is not None:
-            progress(done, spec.end_step, loss_value, lr)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
-        if done in keep or done % spec.checkpoint_every == 0:
-            ref = _save(store, spec, wrapped, optimizer, done, loss_value, d_hash, losses, rank, world)
-            if ref is not None:
-                checkpoints[done] = ref
-            if rank == 0:
-                _prune(store, spec, done, keep)
+        losses.append((step, loss, lr))
+        _report(run, bar, progress, step + 1, loss, lr)
+        ref = _checkpoint_if_due(run, trainer, step + 1, loss, losses)
+        if ref is not None:
+            checkpoints[step + 1] = ref
     if bar is not None:
         bar.close()
-    if rank == 0:
-        for step in spec.save_at + [spec.end_step]:
-            if step not in checkpoints:
-                path = f"{spec.run}/{step_dir(step)}"
-                from lrpath_core.checkpoint import read_manifest
-
-                found = read_manifest(store, path, verify=False)
-                checkpoints[step] = CheckpointRef(
-                    url=store.url_of(path), step=step, sha256=found[1] if found else None
-                )
-        if resume_step is not None and first == spec.end_step:
-            losses = _read_losses(store, spec.run, spec.end_step + 1)
-    steps_run = spec.end_step - first
-    return SegmentResult(
-        run=spec.run,
-        start_step=spec.start_step,
-        end_step=spec.end_step,
-        resumed_from=resume_step,
-        steps_run=steps_run,
-        checkpoints=checkpoints,
-        losses=[row for row in losses if spec.start_step <= row[0] < spec.end_step],
-        tokens=steps_run * spec.data.batch_size * stream.seq_len,
-        seconds=time.perf_counter() - started,
-    )
+    return checkpoints
 
 
-def _save(
-    store: Store,
-    spec: SegmentSpec,
-    wrapped: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    done: int,
-    loss: float,
-    d_hash: str,
-    losses: list[tuple[int, float, float]],
-    rank: int,
-    world: int,
+def _report(run: _Run, bar: Any, progress: ProgressFn | None, done: int, loss: float, lr: float) -> None:
+    if run.rank == 0 and progress is not None:
+        progress(done, run.spec.end_step, loss, lr)
+    if bar is not None:
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}")
+
+
+def _checkpoint_if_due(
+    run: _Run, trainer: _Trainer, done: int, loss: float, losses: Losses
 ) -> CheckpointRef | None:
-    model_state = get_model_state_dict(wrapped, options=_full())
-    optim_state = get_optimizer_state_dict(wrapped, optimizer, options=_full())
+    """Save after ``done`` steps when it is a kept step or a resume point (all ranks take part)."""
+    keep = set(run.spec.save_at) | {run.spec.end_step}
+    if done not in keep and done % run.spec.checkpoint_every:
+        return None
+    ref = _save(run, trainer, done, loss, losses)
+    if run.rank == 0:
+        _prune(run, done, keep)
+    return ref
+
+
+def _save(run: _Run, trainer: _Trainer, done: int, loss: float, losses: Losses) -> CheckpointRef | None:
+    """Gather the full state on every rank; rank 0 writes the loss log and the checkpoint."""
+    full = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    model_state = get_model_state_dict(trainer.wrapped, options=full)
+    optim_state = get_optimizer_state_dict(trainer.wrapped, trainer.optimizer, options=full)
     ref = None
-    if rank == 0:
-        hf_model = wrapped.module if hasattr(wrapped, "module") else wrapped
+    if run.rank == 0:
+        hf_model = getattr(trainer.wrapped, "module", trainer.wrapped)  # DDP keeps the model in .module
         state = CheckpointState(
             step=done,
-            data_position=done,
-            lr_path=spec.lr_path,
-            data_hash=d_hash,
-            config_hash=spec.config_hash,
+            lr_path=run.spec.lr_path,
+            data_hash=run.data_hash,
+            config_hash=run.spec.config_hash,
             param_groups=[],
             loss=loss,
         )
-        store.write_json(f"{spec.run}/losses.json", [list(row) for row in losses])
-        ref = write_checkpoint(
-            store, f"{spec.run}/{step_dir(done)}", hf_model, model_state, optim_state, state
-        )
-    if world > 1:
+        run.store.write_json(layout.losses(run.spec.run), [list(row) for row in losses])
+        ref = write_checkpoint(run.store, run.checkpoint(done), hf_model, model_state, optim_state, state)
+    if run.world > 1:
         dist.barrier()
     return ref
 
 
-def _prune(store: Store, spec: SegmentSpec, done: int, keep: set[int]) -> None:
+def _prune(run: _Run, done: int, keep: set[int]) -> None:
     """Drop this segment's older resume-only checkpoints; kept steps, the newest and other segments' stay."""
-    for step in list_checkpoints(store, spec.run):
-        if spec.start_step < step < done and step not in keep:
-            store.remove(f"{spec.run}/{step_dir(step)}", recursive=True)
+    for step in list_checkpoints(run.store, run.spec.run):
+        if run.spec.start_step < step < done and step not in keep:
+            run.store.remove(run.checkpoint(step), recursive=True)
 
 
-def _progress_bar(spec: SegmentSpec, first: int, rank: int):
+def _add_kept_checkpoints(run: _Run, checkpoints: dict[int, CheckpointRef]) -> None:
+    """Refs of the kept checkpoints an earlier, interrupted or finished, run of this segment wrote."""
+    for step in run.spec.save_at + [run.spec.end_step]:
+        if step not in checkpoints:
+            path = run.checkpoint(step)
+            found = read_manifest(run.store, path, verify=False)
+            checkpoints[step] = CheckpointRef(
+                url=run.store.url_of(path), step=step, sha256=found[1] if found else None
+            )
+
+
+def _progress_bar(spec: SegmentSpec, first: int, rank: int) -> Any:
     if not spec.progress_bar or rank != 0:
         return None
     from tqdm.auto import tqdm
