@@ -1,11 +1,24 @@
-"""Plots a person would rather look at than read: LR paths (the paper's Figure 1), loss and cost curves."""
+"""Every figure the project draws, as PNG files on the local disk.
+
+The three paradigms' LR paths (the paper's Figure 1) for a timeline or a comparison, and a
+comparison's PPL per version and relative cost vs APPL (the paper's Figure 2). Callers put the
+files into a store themselves.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from lrpath_core.schedules import LRPath
-from lrpath_core.timeline import Paradigm
+from lrpath_core.compare_result import CompareResult
+from lrpath_core.config import ProjectConfig
+from lrpath_core.timeline import Paradigm, Run, Timeline, lr_paths
+
+LRPaths = dict[Paradigm, list[Run]]
+"""What :func:`lrpath_core.timeline.lr_paths` gives: every run of every paradigm."""
+
+LABELS: dict[str, str] = {"ptfs": "PTFS", "cpt": "CPT", "path_switching": "path switching"}
+COLORS: dict[str, str] = {"ptfs": "tab:blue", "cpt": "tab:red", "path_switching": "tab:green"}
+"""One colour per paradigm; the LR-path panels colour by version instead."""
 
 TITLES: dict[str, str] = {
     "ptfs": "PTFS: pre-train from scratch per version",
@@ -23,13 +36,18 @@ def _pyplot():
     return plt
 
 
-def plot_lr_paths(
-    paths: dict[Paradigm, list[tuple[str, int, LRPath, int, int]]], out: str | Path, title: str | None = None
-) -> Path:
+def _save(plt, fig, out: str | Path) -> None:
+    fig.tight_layout()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def plot_lr_paths(paths: LRPaths, out: str | Path, title: str | None = None) -> Path:
     """Three panels, one per paradigm, one colour per version; x is the training step of each run."""
     plt = _pyplot()
     colors = plt.get_cmap("tab10").colors
-    order = [p for p in ("ptfs", "cpt", "path_switching") if p in paths]
+    order = [p for p in TITLES if p in paths]
     fig, axes = plt.subplots(len(order), 1, figsize=(9, 2.6 * len(order)), sharex=True, squeeze=False)
     for ax, paradigm in zip(axes[:, 0], order, strict=True):
         for kind, version, lr_path, first, end in paths[paradigm]:
@@ -55,9 +73,67 @@ def plot_lr_paths(
     axes[-1, 0].set_xlabel("optimizer step (global data position; PTFS runs each restart at 0)")
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    _save(plt, fig, out)
+    return Path(out)
+
+
+def lr_plot_png(timeline: Timeline, config: ProjectConfig, out: str) -> str:
+    """The three paradigms' LR paths for the timeline's versions (the paper's Figure 1)."""
+    o = config.optimizer
+    paths = lr_paths(timeline.plans(), o.lr_max, o.lr_min, o.warmup_steps, timeline.decay)
+    plot_lr_paths(
+        paths, out, title=f"{len(timeline.versions)} versions, alpha={timeline.alpha}, decay={timeline.decay}"
+    )
     return out
+
+
+def plot_ppl_per_version(result: CompareResult, out: str, title: str | None = None) -> str:
+    """Left: PPL of each release v_i on D_1..D_i; right: the last release's PPL on each D_j."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for name, r in result.paradigms.items():
+        xs = list(range(1, len(r.ppl) + 1))
+        left.plot(xs, r.ppl, marker="o", color=COLORS.get(name), label=f"{LABELS[name]} (APPL {r.appl:.2f})")
+        last = r.ppl_per_version[-1]
+        right.plot(xs, [last[f"v{i}"] for i in xs], marker="s", color=COLORS.get(name), label=LABELS[name])
+    left.set_xlabel("release v_i")
+    left.set_ylabel("PPL on D_1..D_i (validation)")
+    left.set_title("PPL of each version's release", fontsize=10, loc="left")
+    right.set_xlabel("data version D_j")
+    right.set_ylabel("PPL of the last release")
+    right.set_title("last release, per data version", fontsize=10, loc="left")
+    for ax in (left, right):
+        ax.set_xticks(xs)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    _save(plt, fig, out)
+    return out
+
+
+def plot_cost_vs_appl(points: list[tuple[str, str, float, float]], out: str, title: str | None = None) -> str:
+    """Relative cost vs APPL (the paper's Figure 2); ``points`` are ``(paradigm, label, cost, appl)``."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for paradigm, label, cost, value in points:
+        ax.scatter([cost], [value], s=60, color=COLORS.get(paradigm, "0.4"), zorder=3)
+        ax.annotate(label, (cost, value), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    ax.set_xlabel("relative cost (optimizer steps / PTFS's)")
+    ax.set_ylabel("APPL (mean PPL of the releases)")
+    ax.set_xlim(0, max(1.1, max(p[2] for p in points) + 0.1))
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=10)
+    _save(plt, fig, out)
+    return out
+
+
+def plot_comparison(
+    paths: LRPaths, result: CompareResult, lr_out: str, ppl_out: str, cost_out: str, title: str | None = None
+) -> None:
+    """A comparison's three figures: the LR paths it ran, PPL per version, relative cost vs APPL."""
+    points = [(name, LABELS[name], r.relative_cost, r.appl) for name, r in result.paradigms.items()]
+    plot_lr_paths(paths, lr_out, title=title)
+    plot_ppl_per_version(result, ppl_out, title=title)
+    plot_cost_vs_appl(points, cost_out, title=title)

@@ -1,10 +1,8 @@
-"""Human-readable views of a timeline: the status table rows and the LR-path plot."""
+"""A timeline as rows of a status table (its LR-path plot is :func:`lrpath_core.plots.lr_plot_png`)."""
 
 from __future__ import annotations
 
-from lrpath_core.config import ProjectConfig
-from lrpath_core.plots import plot_lr_paths
-from lrpath_core.timeline import Timeline, lr_paths
+from lrpath_core.timeline import Timeline
 
 
 def timeline_rows(timeline: Timeline) -> list[dict]:
@@ -31,13 +29,3 @@ def timeline_rows(timeline: Timeline) -> list[dict]:
         for row in rows:
             row["relative_cost"] = round(costs["path_switching"].relative_cost, 4)
     return rows
-
-
-def lr_plot_png(timeline: Timeline, config: ProjectConfig, out: str) -> str:
-    """The three paradigms' LR paths for the timeline's versions (the paper's Figure 1)."""
-    o = config.optimizer
-    paths = lr_paths(timeline.plans(), o.lr_max, o.lr_min, o.warmup_steps, timeline.decay)
-    plot_lr_paths(
-        paths, out, title=f"{len(timeline.versions)} versions, alpha={timeline.alpha}, decay={timeline.decay}"
-    )
-    return out

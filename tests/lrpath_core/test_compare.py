@@ -5,25 +5,19 @@ from pathlib import Path
 
 import pytest
 
-from lrpath_core.compare import CompareError, compare_paradigms, version_sources
-from lrpath_core.pipeline import require_timeline
+from lrpath_core.compare import compare_paradigms
+from lrpath_core.compare_runs import run_path_switching
+from lrpath_core.compare_setup import CompareError, prepare_comparison, version_sources
+from lrpath_core.errors import LrpathError
 from lrpath_core.storage import Store
 from lrpath_core.synthetic import write_synthetic_versions
-from lrpath_core.timeline import paradigm_costs, paradigm_steps, plan_versions
+from lrpath_core.timeline import VersionPlan, paradigm_costs, paradigm_steps, plan_versions
+from lrpath_core.timeline_store import require_timeline
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 PNG = b"\x89PNG\r\n\x1a\n"
 PARADIGM_KEYS = {"appl", "relative_cost", "ppl", "steps_run", "ppl_per_version"}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from a second thread, and lose 10x when another job holds a core."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -77,15 +71,19 @@ def test_compare_runs_what_it_planned_and_writes_results_and_plots(tmp_path, thr
     assert timeline.steps_run.branch == sum(p.branch_steps for p in plans)
     assert [v.metrics["ppl"] for v in timeline.versions] == result.paradigms["path_switching"].ppl
 
+    assert_release_steps_are_their_segments(ps, plans, "cosine")
+
     # again: nothing trains, the same numbers come back
-    counted = (Path(ps.root) / "main_steps.json").read_text()
+    counted = dict(timeline.segments)
     assert compare_paradigms(three_versions, str(out), cfg) == result
+    assert require_timeline(ps).segments == counted
 
     # another branch shape in the same folder: new branches on the same main path, same accounting
     linear_cfg = make_config(str(out), **{"optimizer.warmup_steps": 2, "paradigm.decay": "linear"})
     linear = compare_paradigms(three_versions, str(out), linear_cfg)
     assert require_timeline(ps).steps_run.main == S[-1]
-    assert (Path(ps.root) / "main_steps.json").read_text() == counted
+    assert main_segments(require_timeline(ps).segments) == main_segments(counted)
+    assert_release_steps_are_their_segments(ps, plans, "linear")
     assert (Path(ps.root) / "checkpoints/branches/v3-linear-a0.18").is_dir()
     assert linear.paradigms["path_switching"].steps_run == planned["path_switching"]
     assert linear.paradigms["ptfs"] == result.paradigms["ptfs"]
@@ -110,6 +108,80 @@ def test_changed_settings_or_missing_versions_are_refused(tmp_path, three_versio
 def test_too_little_data_for_the_warmup_is_refused_before_training(tmp_path, three_versions, make_config):
     out = tmp_path / "out"
     cfg = make_config(str(out), **{"optimizer.warmup_steps": 20})
-    with pytest.raises(ValueError, match="warm-up"):
+    with pytest.raises(LrpathError, match="warm-up"):
         compare_paradigms(three_versions, str(out), cfg, versions=1)
     assert not (out / "ptfs").exists()
+
+
+class Killed(Exception):
+    """Stands in for a process killed in the middle of a segment."""
+
+
+def test_path_switching_counts_each_segment_once_across_a_kill_and_a_repeat(
+    tmp_path, three_versions, make_config
+):
+    out = tmp_path / "out"
+    cfg = make_config(str(out), **{"optimizer.warmup_steps": 2, "checkpoint_every": 1})
+    setup = prepare_comparison(three_versions, str(out), cfg)
+    plans = setup.plans
+    last = plans[-1]
+    # the segments killed below have resume checkpoints before the step they die at
+    assert last.fork_step - last.previous_cumulative_steps >= 3 and last.branch_steps >= 3
+    reported: dict[str, list[int]] = {}
+
+    def killing(target: str):
+        """A progress factory that records every step reported and dies one step before ``target`` ends."""
+
+        def factory(segment: str):
+            def progress(done: int, end: int, loss: float, lr: float) -> None:
+                reported.setdefault(segment, []).append(done)
+                if segment == target and done == end - 1:
+                    raise Killed(segment)
+
+            return progress
+
+        return factory
+
+    for target in (f"main-v{last.version}-to-fork", f"branch-v{last.version}"):
+        with pytest.raises(Killed):
+            run_path_switching(setup, cfg, progress=killing(target))
+    # the second call resumed the killed main segment from its newest checkpoint, not from its start
+    main_to_fork = reported[f"main-v{last.version}-to-fork"]
+    assert main_to_fork.count(last.fork_step - 1) == 2
+    assert main_to_fork.count(last.previous_cumulative_steps + 1) == 1
+
+    run = run_path_switching(setup, cfg)
+    ps = Store(run.store)
+    assert run.steps_run == paradigm_steps(plans)["path_switching"]
+    assert [r.steps_run for r in run.releases] == [p.delta_steps + p.branch_steps for p in plans]
+    assert_release_steps_are_their_segments(ps, plans, "cosine")
+    timeline = require_timeline(ps)
+    assert timeline.steps_run.main == last.cumulative_steps
+    assert timeline.steps_run.branch == sum(p.branch_steps for p in plans)
+
+    # a repeat trains nothing and counts nothing again
+    again = run_path_switching(setup, cfg)
+    assert again.releases == run.releases
+    assert require_timeline(ps).segments == timeline.segments
+
+
+def main_segments(segments: dict[str, int]) -> dict[str, int]:
+    return {key: steps for key, steps in segments.items() if key.startswith("main:")}
+
+
+def assert_release_steps_are_their_segments(ps: Store, plans: list[VersionPlan], decay: str) -> None:
+    """Each release's steps_run is the sum of its version's entries in ``timeline.segments``
+    (keyed ``path:run:start-end``): the main segments within S_{i-1}..S_i and its own branch."""
+    timeline = require_timeline(ps)
+    saved = json.loads((Path(ps.root) / f"run-{decay}.json").read_text())
+    for plan, release in zip(plans, saved["releases"], strict=True):
+        total = 0
+        for key, steps in timeline.segments.items():
+            path, run, span = key.split(":")
+            start, end = (int(s) for s in span.split("-"))
+            assert steps == end - start, key
+            if path == "main" and plan.previous_cumulative_steps <= start and end <= plan.cumulative_steps:
+                total += steps
+            elif path == "branch" and run.endswith(f"/v{plan.version}-{decay}-a{timeline.alpha:g}"):
+                total += steps
+        assert release["steps_run"] == total == plan.delta_steps + plan.branch_steps, plan.version
