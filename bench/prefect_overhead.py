@@ -17,13 +17,12 @@ import time
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-import lrpath_core.pipeline as runner  # noqa: E402
-import lrpath_core.publish as publish_mod  # noqa: E402
-import tasks.publishing as publishing_task  # noqa: E402
+import lrpath_core.pipeline as pipeline  # noqa: E402
 from lrpath_core.config import load_config  # noqa: E402
 from lrpath_core.incoming import stage_incoming  # noqa: E402
 from lrpath_core.storage import Store  # noqa: E402
 from lrpath_core.synthetic import write_synthetic_versions  # noqa: E402
+from lrpath_core.timeline_store import save_config  # noqa: E402
 
 INTERVALS: dict[str, list[tuple[float, float]]] = {"train": [], "evaluate": [], "publish": []}
 
@@ -49,30 +48,30 @@ def union(intervals: list[tuple[float, float]]) -> float:
     return total
 
 
+# like scripts/ui_screenshots.py's set-up, sized for timing instead of for screenshots
+SIZES = {
+    "data.vocab_size": 1024,
+    "optimizer.seq_len": 128,
+    "optimizer.batch_size": 16,
+    "optimizer.warmup_steps": 10,
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--versions", type=int, default=2)
     parser.add_argument("--docs", type=int, default=600, help="generated documents per version")
     args = parser.parse_args()
-    runner.run_segment = timed("train", runner.run_segment)
-    runner.evaluate_checkpoint = timed("evaluate", runner.evaluate_checkpoint)
-    publishing_task.publish_version = timed("publish", publish_mod.publish_version)
+    pipeline.run_segment = timed("train", pipeline.run_segment)
+    pipeline.evaluate_checkpoint = timed("evaluate", pipeline.evaluate_checkpoint)
+    pipeline.publish_version = timed("publish", pipeline.publish_version)
     from flows.version_update import version_update
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(f"{tmp}/store")
-        config = load_config(
-            None,
-            store=store.url,
-            **{
-                "data.vocab_size": 1024,
-                "optimizer.seq_len": 128,
-                "optimizer.batch_size": 16,
-                "optimizer.warmup_steps": 10,
-            },
-        )
-        runner.save_config(store, config)
+        config = load_config(None, store=store.url, **SIZES)
+        save_config(store, config)
         folders = write_synthetic_versions(f"{tmp}/data", versions=args.versions, docs_per_version=args.docs)
         for folder in folders:
             stage_incoming(store, folder)

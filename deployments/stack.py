@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -79,6 +80,21 @@ class Stack:
                 f"prefect {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
             )
         return proc
+
+    def announce(self, store_url: str, sources: list[str] | None = None) -> None:
+        """Emit ``lrpath.data.arrived`` for a store, as the watcher (or an S3 relay) would."""
+        payload: dict[str, object] = {"store": store_url}
+        if sources is not None:
+            payload["sources"] = sources
+        self.run(
+            "event",
+            "emit",
+            "lrpath.data.arrived",
+            "--resource-id",
+            f"lrpath.store.{store_url}",
+            "--payload",
+            json.dumps(payload),
+        )
 
     def _spawn(self, name: str, *args: str) -> subprocess.Popen:
         self.home.mkdir(parents=True, exist_ok=True)

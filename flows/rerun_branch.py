@@ -6,9 +6,9 @@ from prefect import flow
 
 from flows.version_update import default_store
 from lrpath_core.config import DecayShape
-from lrpath_core.pipeline import require_timeline, store_config
 from lrpath_core.storage import Store
 from lrpath_core.timeline import Release
+from lrpath_core.timeline_store import require_timeline, store_config
 from tasks.evaluation import evaluate
 from tasks.publishing import publish
 from tasks.training import branch_decay
@@ -25,10 +25,7 @@ def rerun_branch(
     """
     store_obj = Store(store or default_store())
     config = store_config(store_obj)
-    timeline = require_timeline(store_obj)
-    timeline.version(version)
-    decay = decay or timeline.decay
-    alpha = alpha if alpha is not None else timeline.alpha
-    checkpoint, fork_step, branch_steps = branch_decay(store_obj.url, config, version, decay, alpha)
-    metrics = evaluate(store_obj.url, version, checkpoint, record=False)
-    return publish(store_obj.url, version, checkpoint, decay, alpha, fork_step, branch_steps, metrics)
+    require_timeline(store_obj).version(version)
+    released = branch_decay(store_obj.url, config, version, decay, alpha)
+    metrics = evaluate(store_obj.url, released, record=False)
+    return publish(store_obj.url, released, metrics)

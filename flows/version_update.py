@@ -10,23 +10,17 @@ import os
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
+from lrpath_core import layout
 from lrpath_core.config import DEFAULT_STORE, ProjectConfig, load_config
-from lrpath_core.pipeline import (
-    DropRejected,
-    load_timeline,
-    require_timeline,
-    store_config,
-    unreleased_versions,
-)
+from lrpath_core.ingest import DropRejected
 from lrpath_core.storage import Store
+from lrpath_core.timeline_store import load_timeline, require_timeline, store_config, unreleased_versions
 from lrpath_core.train import cpu_threads_shared_by
 from tasks.evaluation import evaluate
 from tasks.ingest import find_incoming, ingest
 from tasks.publishing import publish
 from tasks.report import timeline_report
 from tasks.training import branch_decay, extend_main_path
-
-UPDATE_LOCK = "locks/version-update"
 
 
 def default_store() -> str:
@@ -56,10 +50,10 @@ def version_update(
 
     def waiting() -> None:
         logger.info(
-            "another version update holds %s; waiting for it to finish", store_obj.url_of(UPDATE_LOCK)
+            "another version update holds %s; waiting for it to finish", store_obj.url_of(layout.UPDATE_LOCK)
         )
 
-    with store_obj.lock(UPDATE_LOCK, on_wait=waiting):
+    with store_obj.lock(layout.UPDATE_LOCK, on_wait=waiting):
         return _update(store_obj, config, sources, scan_incoming)
 
 
@@ -93,18 +87,9 @@ def _update(store_obj: Store, config: ProjectConfig, sources: list[str] | None, 
         with cpu_threads_shared_by(2):  # the branch and the main tail train side by side
             branch = branch_decay.submit(url, config, version, wait_for=[fork])
             tail = extend_main_path.submit(url, config, version, "end", wait_for=[fork])
-            checkpoint, fork_step, branch_steps = branch.result()
-            metrics = evaluate(url, version, checkpoint)
-            release = publish(
-                url,
-                version,
-                checkpoint,
-                config.paradigm.decay,
-                config.paradigm.alpha,
-                fork_step,
-                branch_steps,
-                metrics,
-            )
+            decayed = branch.result()
+            metrics = evaluate(url, decayed)
+            release = publish(url, decayed, metrics)
             tail.result()
         logger.info(
             "released v%d (%s) r%d: ppl %.3f at %s",

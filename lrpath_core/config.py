@@ -9,8 +9,10 @@ from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
 
 from lrpath_core.errors import LrpathError
+from lrpath_core.model_presets import PRESETS, ModelShape
 
 DecayShape = Literal["cosine", "linear", "1-sqrt", "multi-step"]
 DECAY_SHAPES: tuple[str, ...] = ("cosine", "linear", "1-sqrt", "multi-step")
@@ -55,7 +57,9 @@ class ParadigmConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    preset: str = Field("tiny", description="tiny | small | base | large (see lrpath_core.model.PRESETS)")
+    preset: str = Field(
+        "tiny", description="tiny | small | base | large (see lrpath_core.model_presets.PRESETS)"
+    )
     hidden_size: int | None = Field(None, ge=8)
     num_layers: int | None = Field(None, ge=1)
     num_heads: int | None = Field(None, ge=1)
@@ -63,11 +67,22 @@ class ModelConfig(_Strict):
 
     @model_validator(mode="after")
     def _known_preset(self) -> ModelConfig:
-        from lrpath_core.model_presets import PRESETS
-
         if self.preset not in PRESETS:
             raise ValueError(f"unknown model preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+        try:
+            self.shape()
+        except ValueError as exc:  # refused here so that a config that cannot build a model is never saved
+            raise ValueError(f"{exc}; preset {self.preset!r} gives the sizes not set") from None
         return self
+
+    def shape(self) -> ModelShape:
+        """The plain sizes ``lrpath_core.model.llama_config`` takes: the preset's, overridden where set."""
+        return PRESETS[self.preset].shape(
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+            num_heads=self.num_heads,
+            intermediate_size=self.intermediate_size,
+        )
 
 
 class DataConfig(_Strict):
@@ -91,6 +106,49 @@ class ProjectConfig(_Strict):
         """Hash of everything that changes the numbers a training run produces (not the store)."""
         payload = self.model_dump(exclude={"store", "checkpoint_every"})
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class DemoSettings(_Strict):
+    """``lrpath demo`` and ``lrpath data gcide``: how the default corpus is split and sized."""
+
+    versions: int = Field(4, ge=1, description="data versions the corpus is split into")
+    data_dir: str = Field("./lrpath-data", description="where the demo's version folders are prepared")
+    quick: bool = Field(False, description="a minute-scale demo: fewer characters (or documents) per version")
+    chars_per_version: int = Field(1_600_000, ge=1, description="GCIDE characters per version")
+    quick_chars_per_version: int = Field(400_000, ge=1, description="GCIDE characters per version with quick")
+    synthetic_docs_per_version: int = Field(6000, ge=1, description="generated documents per version")
+    quick_synthetic_docs_per_version: int = Field(
+        3000, ge=1, description="generated documents per version with quick"
+    )
+
+    def chars(self, quick: bool) -> int:
+        return self.quick_chars_per_version if quick else self.chars_per_version
+
+    def synthetic_docs(self, quick: bool) -> int:
+        return self.quick_synthetic_docs_per_version if quick else self.synthetic_docs_per_version
+
+
+class CompareSettings(_Strict):
+    """``lrpath compare``: which data and sizes a comparison of paradigms uses."""
+
+    versions: int | None = Field(None, ge=1, description="use the first N versions (default: all)")
+    quick: bool = Field(
+        False,
+        description="CPU sizes whatever the preset: the default vocab, seq_len and batch_size "
+        "(otherwise the preset's own vocab and seq_len)",
+    )
+
+
+def field_info(dotted: str, model: type[BaseModel] = ProjectConfig) -> FieldInfo:
+    """The pydantic field behind a dotted name such as ``paradigm.alpha``: its default, description
+    and constraints (the CLI builds its options from these)."""
+    *parents, leaf = dotted.split(".")
+    for name in parents:
+        annotation = model.model_fields[name].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            raise KeyError(f"{dotted}: {name} is not a section")
+        model = annotation
+    return model.model_fields[leaf]
 
 
 def format_validation_error(exc: ValidationError, prefix: str = "") -> str:

@@ -84,7 +84,7 @@ def write_version(
 
 def gcide_versions(
     out_dir: str,
-    versions: int = 4,
+    versions: int,
     source: str = GCIDE_PATH,
     max_chars_per_version: int | None = None,
     storage_options: dict[str, Any] | None = None,

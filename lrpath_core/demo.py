@@ -1,29 +1,21 @@
-"""The demo's configuration, sized from DESIGN.md §4's CPU figures (2 cores, ~16k tokens/s for tiny)."""
+"""The demo's data: GCIDE (or generated text) split into ordered versions, sized by ``DemoSettings``.
+
+The demo trains with ``ProjectConfig``'s defaults, which are sized from DESIGN.md §4's CPU
+figures (2 cores, ~16k tokens/s for the tiny preset).
+"""
 
 from __future__ import annotations
 
-from lrpath_core.config import ProjectConfig, load_config
-
-QUICK_CHARS = 400_000
-FULL_CHARS = 1_600_000
-
-
-def demo_chars_per_version(quick: bool) -> int:
-    return QUICK_CHARS if quick else FULL_CHARS
+from lrpath_core.config import DemoSettings
+from lrpath_core.corpus import gcide_versions
+from lrpath_core.synthetic import write_synthetic_versions
 
 
-def demo_config(quick: bool, store: str) -> ProjectConfig:
-    return load_config(
-        None,
-        store=store,
-        **{
-            "model.preset": "tiny",
-            "data.vocab_size": 4096,
-            "optimizer.seq_len": 128,
-            "optimizer.batch_size": 16,
-            "optimizer.warmup_steps": 20,
-            "optimizer.lr_max": 3e-3,
-            "optimizer.lr_min": 3e-4,
-            "checkpoint_every": 50,
-        },
-    )
+def demo_versions(data_dir: str, versions: int, quick: bool, synthetic: bool) -> list[str]:
+    """The demo's version folders ``data_dir/v1 … vN``, made once and reused."""
+    settings = DemoSettings()
+    if synthetic:
+        return write_synthetic_versions(
+            data_dir, versions=versions, docs_per_version=settings.synthetic_docs(quick)
+        )
+    return gcide_versions(data_dir, versions=versions, max_chars_per_version=settings.chars(quick))

@@ -13,7 +13,7 @@ from transformers import AutoModelForCausalLM
 from transformers.utils import logging as hf_logging
 
 from lrpath_core.checkpoint import MODEL_FILE, read_manifest
-from lrpath_core.data import load_blocks
+from lrpath_core.packing import load_blocks
 from lrpath_core.storage import Store
 
 hf_logging.disable_progress_bar()

@@ -73,6 +73,7 @@ def losses(run: str) -> str:
     return f"{run}/{SEGMENT_LOSSES}"
 
 
+# one small function per path: alike in shape, each names a different place (merging would hide which)
 def data_dir(version: int) -> str:
     return f"data/v{version}"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from lrpath_core.config import DecayShape
+from lrpath_core.config import DecayShape, ProjectConfig
 from lrpath_core.timeline import (
     Paradigm,
     ParadigmCost,
@@ -21,12 +21,26 @@ from lrpath_core.timeline import (
 
 
 class PlanRequest(BaseModel):
+    """What a plan needs; the values a timeline would use come from ``ProjectConfig``."""
+
     delta_steps: list[int]
-    alpha: float = 0.18
-    warmup_steps: int = 20
-    decay: DecayShape = "cosine"
-    lr_max: float = 3e-3
-    lr_min: float = 3e-4
+    alpha: float
+    warmup_steps: int
+    decay: DecayShape
+    lr_max: float
+    lr_min: float
+
+    @classmethod
+    def from_config(cls, delta_steps: list[int], config: ProjectConfig) -> PlanRequest:
+        o = config.optimizer
+        return cls(
+            delta_steps=delta_steps,
+            alpha=config.paradigm.alpha,
+            warmup_steps=o.warmup_steps,
+            decay=config.paradigm.decay,
+            lr_max=o.lr_max,
+            lr_min=o.lr_min,
+        )
 
 
 class PlanReport(BaseModel):

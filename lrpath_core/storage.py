@@ -23,7 +23,9 @@ from typing import Any
 import fsspec
 from fsspec.core import url_to_fs
 
+from lrpath_core.conditional_put import put_create, put_if_match
 from lrpath_core.errors import LrpathError
+from lrpath_core.lease import ObjectLease
 
 HASH_CHUNK = 1 << 22
 
@@ -321,6 +323,24 @@ class Store:
                 self._held_locks.discard(rel)
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
+    @contextlib.contextmanager
+    def lease(self, rel: str, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+        """Exclusive use of ``rel`` across processes and machines: ``flock`` locally, a renewed lease
+        object (:class:`~lrpath_core.lease.ObjectLease`) on object stores. Re-entrant per ``Store``."""
+        if self.is_local:
+            with self.lock(rel, on_wait=(lambda: on_wait("another process")) if on_wait else None):
+                yield
+            return
+        if rel in self._held_locks:
+            yield
+            return
+        with ObjectLease(self.fs, self.root, rel, self.url).hold(on_wait):
+            self._held_locks.add(rel)
+            try:
+                yield
+            finally:
+                self._held_locks.discard(rel)
+
     def read_json_generation(self, rel: str) -> tuple[Any | None, int]:
         """A JSON state object and its generation (0 when it does not exist yet)."""
         if not self.exists(rel):
@@ -359,22 +379,12 @@ class Store:
             return None
 
     def _put_if_unchanged(self, rel: str, payload: bytes, etag: str | None) -> None:
-        """A conditional PUT: S3 refuses it if another writer replaced the object since ``etag``."""
+        """A conditional PUT: S3 refuses it if another writer created or replaced the object since ``etag``."""
         path = self._path(rel)
-        try:
-            if etag is None:
-                self.fs.pipe_file(path, payload, mode="create")
-            else:
-                self.fs.pipe_file(path, payload, IfMatch=etag)
-        except FileExistsError as exc:
-            raise self._stale(rel, "it was created by another writer meanwhile") from exc
-        except OSError as exc:
-            text = f"{exc} {exc.__cause__}"
-            if any(m in text for m in ("PreconditionFailed", "pre-conditions", "ConditionalRequestConflict")):
-                raise self._stale(
-                    rel, "another writer replaced it between this writer's read and write"
-                ) from exc
-            raise
+        if etag is None and not put_create(self.fs, path, payload):
+            raise self._stale(rel, "it was created by another writer meanwhile")
+        if etag is not None and not put_if_match(self.fs, path, payload, etag):
+            raise self._stale(rel, "another writer replaced it between this writer's read and write")
 
 
 def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:

@@ -112,23 +112,37 @@ def equal_increment_relative_cost(versions: int, alpha: float) -> float:
     return (versions + alpha * triangle) / triangle
 
 
+Run = tuple[str, int, LRPath, int, int]
+"""One training run of a paradigm: ``(path, version, LRPath, first_step, end_step)``."""
+
+
+def baseline_lr_path(
+    kind: Literal["ptfs", "cpt"],
+    lr_max: float,
+    lr_min: float,
+    warmup_steps: int,
+    start: int,
+    length: int,
+    shape: DecayShape,
+) -> LRPath:
+    """PTFS (from step 0 over ``S_i``) or CPT (re-warm at ``S_{i-1}`` over ``ΔT_i``): warm-up, full decay."""
+    rates = {"lr_max": lr_max, "lr_min": lr_min, "warmup_steps": warmup_steps}
+    return LRPath(kind=kind, start_step=start, length=length, shape=shape, **rates)
+
+
 def lr_paths(
     plans: list[VersionPlan],
     lr_max: float,
     lr_min: float,
     warmup_steps: int,
     shape: DecayShape = "cosine",
-) -> dict[Paradigm, list[tuple[str, int, LRPath, int, int]]]:
-    """Every training run of every paradigm as ``(path, version, LRPath, first_step, end_step)``.
-
-    Steps are global (the main-path stream's step) except PTFS, whose runs each start at 0.
-    """
+) -> dict[Paradigm, list[Run]]:
+    """Every training run of every paradigm. Steps are global (the main-path stream's step) except
+    PTFS, whose runs each start at 0; CPT's first version is PTFS's first."""
     main = LRPath(kind="main", lr_max=lr_max, lr_min=lr_min, warmup_steps=warmup_steps)
-    ps: list[tuple[str, int, LRPath, int, int]] = []
-    ptfs: list[tuple[str, int, LRPath, int, int]] = []
-    cpt: list[tuple[str, int, LRPath, int, int]] = []
+    paths: dict[Paradigm, list[Run]] = {"path_switching": [], "ptfs": [], "cpt": []}
     for p in plans:
-        ps.append(("main", p.version, main, p.previous_cumulative_steps, p.cumulative_steps))
+        v, start, end = p.version, p.previous_cumulative_steps, p.cumulative_steps
         branch = LRPath(
             kind="branch",
             lr_max=lr_max,
@@ -137,47 +151,19 @@ def lr_paths(
             length=p.branch_steps,
             shape=shape,
         )
-        ps.append(("branch", p.version, branch, p.fork_step, p.cumulative_steps))
-        ptfs.append(
-            (
-                "train",
-                p.version,
-                LRPath(
-                    kind="ptfs",
-                    lr_max=lr_max,
-                    lr_min=lr_min,
-                    warmup_steps=warmup_steps,
-                    length=p.cumulative_steps,
-                    shape=shape,
-                ),
-                0,
-                p.cumulative_steps,
-            )
+        paths["path_switching"] += [("main", v, main, start, end), ("branch", v, branch, p.fork_step, end)]
+        ptfs = baseline_lr_path("ptfs", lr_max, lr_min, warmup_steps, 0, end, shape)
+        paths["ptfs"].append(("train", v, ptfs, 0, end))
+        cpt = (
+            ptfs
+            if v == 1
+            else baseline_lr_path("cpt", lr_max, lr_min, warmup_steps, start, p.delta_steps, shape)
         )
-        if p.version == 1:
-            cpt.append(("train", 1, ptfs[-1][2], 0, p.cumulative_steps))
-        else:
-            cpt.append(
-                (
-                    "train",
-                    p.version,
-                    LRPath(
-                        kind="cpt",
-                        lr_max=lr_max,
-                        lr_min=lr_min,
-                        warmup_steps=warmup_steps,
-                        start_step=p.previous_cumulative_steps,
-                        length=p.delta_steps,
-                        shape=shape,
-                    ),
-                    p.previous_cumulative_steps,
-                    p.cumulative_steps,
-                )
-            )
-    return {"path_switching": ps, "ptfs": ptfs, "cpt": cpt}
+        paths["cpt"].append(("train", v, cpt, start, end))
+    return paths
 
 
-def lr_rows(paths: dict[Paradigm, list[tuple[str, int, LRPath, int, int]]]):
+def lr_rows(paths: dict[Paradigm, list[Run]]):
     """``(paradigm, path, version, step, lr)`` for every step every paradigm runs."""
     for paradigm, runs in paths.items():
         for path, version, lr_path, first, end in runs:
@@ -225,14 +211,7 @@ class VersionRecord(BaseModel):
     releases: list[Release] = Field(default_factory=list)
 
     def plan(self) -> VersionPlan:
-        return VersionPlan(
-            version=self.version,
-            delta_steps=self.delta_steps,
-            cumulative_steps=self.cumulative_steps,
-            branch_steps=self.branch_steps,
-            fork_step=self.fork_step,
-            fork_clamped=self.fork_clamped,
-        )
+        return VersionPlan(**self.model_dump(include=set(VersionPlan.model_fields)))
 
 
 class StepsRun(BaseModel):

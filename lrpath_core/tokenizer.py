@@ -43,14 +43,8 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenize
     backend.train_from_iterator(texts, trainer)
     if backend.token_to_id(EOS_TOKEN) != EOS_ID:
         raise RuntimeError(f"{EOS_TOKEN} did not get id {EOS_ID}")
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        eos_token=EOS_TOKEN,
-        bos_token=EOS_TOKEN,
-        unk_token=EOS_TOKEN,
-        pad_token=EOS_TOKEN,
-        clean_up_tokenization_spaces=False,
-    )
+    special = dict.fromkeys(("eos_token", "bos_token", "unk_token", "pad_token"), EOS_TOKEN)  # one id for all
+    return PreTrainedTokenizerFast(tokenizer_object=backend, clean_up_tokenization_spaces=False, **special)
 
 
 def save_tokenizer(tok: PreTrainedTokenizerFast, store: Store, rel: str) -> str:

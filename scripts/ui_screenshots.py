@@ -16,9 +16,9 @@ from pathlib import Path
 from deployments.stack import local_stack
 from lrpath_core.config import load_config
 from lrpath_core.incoming import stage_incoming
-from lrpath_core.pipeline import save_config
 from lrpath_core.storage import Store
 from lrpath_core.synthetic import write_synthetic_versions
+from lrpath_core.timeline_store import save_config
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -59,6 +59,15 @@ def shoot(url: str, out: Path, size: str = "1500,1000") -> None:
         )
 
 
+SMALL = {
+    "data.vocab_size": 512,
+    "optimizer.seq_len": 64,
+    "optimizer.batch_size": 8,
+    "optimizer.warmup_steps": 5,
+}
+"""A run small enough for screenshots within a minute."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="docs")
@@ -67,31 +76,14 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(f"{tmp}/store")
-        config = load_config(
-            None,
-            store=store.url,
-            **{
-                "data.vocab_size": 512,
-                "optimizer.seq_len": 64,
-                "optimizer.batch_size": 8,
-                "optimizer.warmup_steps": 5,
-            },
-        )
+        config = load_config(None, store=store.url, **SMALL)
         save_config(store, config)
         for folder in write_synthetic_versions(f"{tmp}/data", versions=1, docs_per_version=400, seed=0):
             stage_incoming(store, folder)
         names = ["version-update", "watch-incoming", "rerun-branch", "compare-paradigms"]
         with local_stack(Path(tmp) / "prefect", store.url, port=4200, workers=None, deploy=names) as stack:
             time.sleep(2)
-            stack.run(
-                "event",
-                "emit",
-                "lrpath.data.arrived",
-                "--resource-id",
-                f"lrpath.store.{store.url}",
-                "--payload",
-                json.dumps({"store": store.url}),
-            )
+            stack.announce(store.url)
             run = None
             for _ in range(300):
                 runs = api(

@@ -6,8 +6,9 @@ botocore's ``EndpointConnectionError``, ``ConnectionClosedError`` and ``ReadTime
 aiohttp's connection and payload errors, and any other ``OSError`` but a missing object or a
 refused permission. Everything else fails at once.
 
-Each storage task declares ``retries=STORAGE_RETRIES, retry_delay_seconds=STORAGE_RETRY_DELAYS,
-retry_condition_fn=retry_on_storage_error``. Below the task retries, botocore retries a request
+Each storage task is declared with :func:`storage_task`, which sets ``retries=STORAGE_RETRIES,
+retry_delay_seconds=STORAGE_RETRY_DELAYS, retry_condition_fn=retry_on_storage_error`` and no
+result caching (tasks pass store URLs, and every step is idempotent on its own). Below the task retries, botocore retries a request
 itself (``AWS_MAX_ATTEMPTS``, ``AWS_RETRY_MODE``; the default legacy mode spends ~10 s on a
 refused connection) and s3fs retries dropped connections and timeouts (5 tries over ~2 s): an
 outage of about a minute is ridden out, a longer one fails with a message naming the store.
@@ -22,8 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, ParamSpec, TypeVar
+
+from prefect import Task, task
+from prefect.cache_policies import NONE
 
 from lrpath_core.checkpoint import CheckpointError
 from lrpath_core.storage import StoreError
@@ -33,6 +37,8 @@ STORAGE_RETRY_DELAYS = [2, 5, 15]
 """Seconds between tries: backoff over ~20 s (plus botocore's own retries) before a storage task gives up."""
 
 STORAGE_RETRIES = len(STORAGE_RETRY_DELAYS)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def _connection_error_types() -> tuple[type[BaseException], ...]:
@@ -68,6 +74,18 @@ def is_transient_storage_error(exc: BaseException) -> bool:
     if isinstance(exc, OSError):
         return exc.errno not in (errno.ENOENT, errno.EACCES)
     return False  # bad data, a bad argument or a bug: not worth a retry
+
+
+def storage_task(name: str, task_run_name: str | None = None) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """``@task`` for a step that reads or writes the store: retried on storage trouble only."""
+    retrying = {"retries": STORAGE_RETRIES, "retry_delay_seconds": STORAGE_RETRY_DELAYS}
+    return task(
+        name=name,
+        task_run_name=task_run_name,
+        cache_policy=NONE,
+        retry_condition_fn=retry_on_storage_error,
+        **retrying,
+    )
 
 
 def retry_on_storage_error(task: Any, task_run: Any, state: Any) -> bool:

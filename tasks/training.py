@@ -11,21 +11,14 @@ from __future__ import annotations
 import contextlib
 from typing import Literal
 
-from prefect import task
-from prefect.cache_policies import NONE
 from prefect.concurrency.sync import concurrency
 
 from lrpath_core.config import DecayShape, ProjectConfig
-from lrpath_core.pipeline import extend_main, run_branch
+from lrpath_core.pipeline import Branch, branch, extend_main
 from lrpath_core.storage import Store
 from lrpath_core.timeline import CheckpointRef
 from tasks.progress import SegmentProgress
-from tasks.retry import (
-    STORAGE_RETRIES,
-    STORAGE_RETRY_DELAYS,
-    retry_on_storage_error,
-    store_unreachable_is_store_error,
-)
+from tasks.retry import storage_task, store_unreachable_is_store_error
 
 GPU_SLOT = "gpu"
 
@@ -43,14 +36,7 @@ def gpu_slot():
     return concurrency(GPU_SLOT, occupy=1)
 
 
-@task(
-    name="extend-main",
-    task_run_name="main-v{version}-to-{to}",
-    cache_policy=NONE,
-    retries=STORAGE_RETRIES,
-    retry_delay_seconds=STORAGE_RETRY_DELAYS,
-    retry_condition_fn=retry_on_storage_error,
-)
+@storage_task("extend-main", "main-v{version}-to-{to}")
 def extend_main_path(
     store_url: str, config: ProjectConfig, version: int, to: Literal["fork", "end"]
 ) -> CheckpointRef:
@@ -61,25 +47,17 @@ def extend_main_path(
         return extend_main(Store(store_url), config, version, to, progress=progress, progress_bar=True)
 
 
-@task(
-    name="branch-decay",
-    task_run_name="branch-v{version}",
-    cache_policy=NONE,
-    retries=STORAGE_RETRIES,
-    retry_delay_seconds=STORAGE_RETRY_DELAYS,
-    retry_condition_fn=retry_on_storage_error,
-)
+# the task's parameters are pipeline.branch's: a thin wrapper adding progress, the GPU slot and retries
+@storage_task("branch-decay", "branch-v{version}")
 def branch_decay(
     store_url: str,
     config: ProjectConfig,
     version: int,
     decay: DecayShape | None = None,
     alpha: float | None = None,
-) -> tuple[CheckpointRef, int, int]:
-    """A branch from the fork checkpoint, decaying to η_min; returns (checkpoint, fork step, branch steps)."""
+) -> Branch:
+    """A branch from the fork checkpoint, decaying to η_min."""
     what = f"branch of version {version} (decay {decay or config.paradigm.decay})"
     progress = SegmentProgress(f"branch-v{version}", what)
     with gpu_slot(), store_unreachable_is_store_error(store_url, f"training the {what}"):
-        return run_branch(
-            Store(store_url), config, version, decay, alpha, progress=progress, progress_bar=True
-        )
+        return branch(Store(store_url), config, version, decay, alpha, progress=progress, progress_bar=True)

@@ -45,7 +45,7 @@ def synthetic_sources(tmp_path_factory) -> list[str]:
 
 @pytest.fixture(scope="session")
 def _ingested_template(tmp_path_factory, synthetic_sources) -> Path:
-    from lrpath_core.pipeline import add_version
+    from lrpath_core.ingest import add_version
     from lrpath_core.storage import Store
 
     root = tmp_path_factory.mktemp("template") / "store"
@@ -64,3 +64,14 @@ def ingested_store(tmp_path, _ingested_template):
     root = tmp_path / "store"
     shutil.copytree(_ingested_template, root)
     return Store(str(root)), tiny_config(str(root))
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models gain nothing from a second thread, and lose 10x when another job holds a core."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -9,9 +9,10 @@ import urllib.request
 import pytest
 
 from deployments.stack import local_stack
+from lrpath_core import layout
 from lrpath_core.incoming import stage_incoming
-from lrpath_core.pipeline import save_config
 from lrpath_core.storage import Store
+from lrpath_core.timeline_store import save_config
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -55,15 +56,7 @@ def test_event_triggers_the_deployment_and_a_worker_publishes_a_version(
         assert [d["name"] for d in deployments] == ["version-update"]
         assert deployments[0]["work_pool_name"] == "lrpath-gpu"
         time.sleep(2)  # let the trigger service load the new deployment's automation
-        stack.run(
-            "event",
-            "emit",
-            "lrpath.data.arrived",
-            "--resource-id",
-            f"lrpath.store.{store.url}",
-            "--payload",
-            json.dumps({"store": store.url, "sources": [store.url_of("incoming/v1")]}),
-        )
+        stack.announce(store.url, [store.url_of(layout.incoming_dir("v1"))])
         run = wait_for_run(stack.api_url, "version-update", timeout=240)
         logs = "".join(p.read_text(errors="replace")[-3000:] for p in stack.logs if p.exists())
         assert run["state_type"] == "COMPLETED", logs

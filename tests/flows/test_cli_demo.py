@@ -1,3 +1,4 @@
+import hashlib
 import json
 import os
 import subprocess
@@ -10,6 +11,7 @@ from lrpath_core.corpus import GCIDE_PATH
 
 pytestmark = pytest.mark.slow
 LRPATH = str(Path(sys.executable).with_name("lrpath"))
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "demo_quick_models.json"
 
 
 @pytest.mark.skipif(
@@ -41,6 +43,13 @@ def test_demo_quick_then_status_json(tmp_path):
         out["steps_run"]["main"] + out["steps_run"]["branch"]
         == out["paradigms"]["path_switching"]["total_steps"]
     )
+    # the refactors keep the numbers: the same published bytes as the golden list
+    models = tmp_path / "store" / "models"
+    published = {
+        path.parent.relative_to(models).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(models.glob("v*/r*/model.safetensors"))
+    }
+    assert published == json.loads(GOLDEN.read_text())["model_safetensors_sha256"]
 
 
 def test_user_errors_are_one_line(tmp_path):

@@ -45,7 +45,7 @@ def test_plan_uneven_table_csv_and_plot(tmp_path, capsys):
         (["--alpha", "-0.3"], "--alpha"),
         (["--versions", "0"], "--versions"),
         (["--lr-min", "0.1", "--lr-max", "0.01"], "--lr-min"),
-        (["--decay", "exponential"], "invalid choice"),
+        (["--decay", "exponential"], "--decay"),
         (["--steps", "10,x"], "--steps"),
     ],
 )

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from lrpath_core.incoming import stage_incoming
-from lrpath_core.pipeline import require_timeline, save_config
 from lrpath_core.storage import Store
 from lrpath_core.timeline import paradigm_steps
+from lrpath_core.timeline_store import require_timeline, save_config
 
 pytestmark = pytest.mark.slow
 LRPATH = str(Path(sys.executable).with_name("lrpath"))
@@ -116,7 +116,7 @@ def test_a_held_drop_fails_the_update_clearly_after_releasing_what_it_can(
     tmp_path, synthetic_sources, make_config
 ):
     from flows.version_update import version_update
-    from lrpath_core.pipeline import DropRejected
+    from lrpath_core.ingest import DropRejected
 
     store = prepared_store(tmp_path / "store", synthetic_sources[0], make_config)
     bad = Path(store.root) / "incoming" / "v2"

@@ -15,9 +15,10 @@ import servers  # noqa: E402
 
 from flows.version_update import version_update  # noqa: E402
 from lrpath_core.incoming import stage_incoming  # noqa: E402
-from lrpath_core.pipeline import require_timeline, save_config  # noqa: E402
-from lrpath_core.publish import download_published, read_index  # noqa: E402
+from lrpath_core.model_index import read_index  # noqa: E402
+from lrpath_core.published import download_published  # noqa: E402
 from lrpath_core.storage import Store  # noqa: E402
+from lrpath_core.timeline_store import require_timeline, save_config  # noqa: E402
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 

@@ -26,23 +26,37 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import servers  # noqa: E402
 
 import flows.version_update as version_update_flow  # noqa: E402
-import lrpath_core.publish as publish_module  # noqa: E402
 import tasks.publishing as publishing_tasks  # noqa: E402
 import tasks.training as training_tasks  # noqa: E402
 from flows.version_update import version_update  # noqa: E402
 from lrpath_core.checkpoint import CheckpointError  # noqa: E402
 from lrpath_core.incoming import stage_incoming  # noqa: E402
-from lrpath_core.pipeline import TimelineError, require_timeline, save_config  # noqa: E402
-from lrpath_core.publish import INDEX, STAGING, PublishError, read_index, verify_published  # noqa: E402
+from lrpath_core.layout import MODEL_INDEX, MODEL_STAGING  # noqa: E402
+from lrpath_core.model_index import read_index  # noqa: E402
+from lrpath_core.publish import PublishError  # noqa: E402
+from lrpath_core.published import verify_published  # noqa: E402
+from lrpath_core.segment import SegmentError  # noqa: E402
 from lrpath_core.storage import Store, StoreError  # noqa: E402
+from lrpath_core.timeline import TimelineError  # noqa: E402
+from lrpath_core.timeline_store import require_timeline, save_config  # noqa: E402
 from lrpath_core.tokenizer import TokenizerError  # noqa: E402
-from lrpath_core.train import SegmentError  # noqa: E402
 from tasks.retry import (  # noqa: E402
     STORAGE_RETRIES,
     is_transient_storage_error,
     retry_on_storage_error,
     store_unreachable_is_store_error,
 )
+
+
+def counted(fn, tries: list[int]):
+    """``fn`` that appends to ``tries`` on every call (each call is one try of a task)."""
+
+    def wrapper(*args, **kwargs):
+        tries.append(1)
+        return fn(*args, **kwargs)
+
+    return wrapper
+
 
 OUTAGE_ERRORS = [
     EndpointConnectionError(endpoint_url="http://127.0.0.1:9/bucket/key"),
@@ -191,14 +205,8 @@ def test_outage_during_a_checkpoint_write_fails_clearly_then_a_rerun_completes(
         put_file(self, local_path, rel)
 
     tries: list[int] = []
-    extend_main = training_tasks.extend_main
-
-    def counted_extend_main(*args, **kwargs):
-        tries.append(1)
-        return extend_main(*args, **kwargs)
-
     monkeypatch.setattr(Store, "put_file", put_file_then_cut)
-    monkeypatch.setattr(training_tasks, "extend_main", counted_extend_main)
+    monkeypatch.setattr(training_tasks, "extend_main", counted(training_tasks.extend_main, tries))
 
     with pytest.raises(StoreError) as failed:
         version_update(store=store.url)
@@ -211,7 +219,7 @@ def test_outage_during_a_checkpoint_write_fails_clearly_then_a_rerun_completes(
     after_failure = objects(moto_endpoint, bucket)
     assert after_failure == at_cut  # the failed tries neither removed, changed nor added anything
     assert kept(before_run, after_failure) == []
-    assert f"timeline/{INDEX}" not in after_failure  # no version, half or whole, is published
+    assert f"timeline/{MODEL_INDEX}" not in after_failure  # no version, half or whole, is published
     half = checkpoint_files[0].rsplit("/", 1)[0]
     assert f"timeline/{half}/config.json" in after_failure
     assert f"timeline/{half}/manifest.json" not in after_failure
@@ -227,7 +235,7 @@ def test_outage_during_a_checkpoint_write_fails_clearly_then_a_rerun_completes(
     assert kept(before_run, final) == []
     stored_data = {k: e for k, e in at_cut.items() if k.startswith(("timeline/data/", "timeline/tokenizer/"))}
     assert stored_data and kept(stored_data, final) == []
-    assert not any(k.startswith(f"timeline/{STAGING}/") for k in final)
+    assert not any(k.startswith(f"timeline/{MODEL_STAGING}/") for k in final)
 
 
 @pytest.mark.server
@@ -235,7 +243,7 @@ def test_outage_during_a_checkpoint_write_fails_clearly_then_a_rerun_completes(
 def test_outage_during_publish_is_ridden_out_by_the_retries(outage_store, moto_endpoint, monkeypatch):
     store, proxy, bucket = outage_store
     before_run = objects(moto_endpoint, bucket)
-    copy_object = publish_module._copy_object
+    copy_object = Store.copy
     outage: list[str] = []
 
     def end_outage() -> None:
@@ -252,14 +260,8 @@ def test_outage_during_publish_is_ridden_out_by_the_retries(outage_store, moto_e
             restorer.start()
 
     tries: list[int] = []
-    publish_version = publishing_tasks.publish_version
-
-    def counted_publish_version(*args, **kwargs):
-        tries.append(1)
-        return publish_version(*args, **kwargs)
-
-    monkeypatch.setattr(publish_module, "_copy_object", copy_then_cut)
-    monkeypatch.setattr(publishing_tasks, "publish_version", counted_publish_version)
+    monkeypatch.setattr(Store, "copy", copy_then_cut)
+    monkeypatch.setattr(publishing_tasks, "publish_release", counted(publishing_tasks.publish_release, tries))
     try:
         result = version_update(store=store.url)
     finally:
@@ -275,5 +277,5 @@ def test_outage_during_publish_is_ridden_out_by_the_retries(outage_store, moto_e
     verify_published(store, 1, 1)
     final = objects(moto_endpoint, bucket)
     assert kept(before_run, final) == []
-    leftovers = sorted(k for k in final if k.startswith(f"timeline/{STAGING}/"))
+    leftovers = sorted(k for k in final if k.startswith(f"timeline/{MODEL_STAGING}/"))
     assert not leftovers, f"the failed publish try left {leftovers}"

@@ -11,9 +11,10 @@ from flows.rerun_branch import rerun_branch
 from flows.version_update import version_update
 from flows.watch_incoming import watch_incoming
 from lrpath_core.incoming import stage_incoming
-from lrpath_core.pipeline import TimelineError, require_timeline, save_config
-from lrpath_core.publish import read_index
+from lrpath_core.model_index import read_index
 from lrpath_core.storage import Store
+from lrpath_core.timeline import TimelineError
+from lrpath_core.timeline_store import require_timeline, save_config
 
 pytestmark = pytest.mark.slow
 

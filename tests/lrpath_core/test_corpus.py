@@ -116,7 +116,7 @@ def test_max_chars_truncates_each_version(tmp_path) -> None:
 def test_missing_source_says_how_to_install(tmp_path) -> None:
     missing = str(tmp_path / "nope" / "gcide.dict.dz")
     with pytest.raises(CorpusError) as info:
-        gcide_versions(str(tmp_path / "out"), source=missing)
+        gcide_versions(str(tmp_path / "out"), versions=4, source=missing)
     assert "apt-get install -y dict-gcide" in str(info.value)
     assert missing in str(info.value)
     assert not (tmp_path / "out").exists()

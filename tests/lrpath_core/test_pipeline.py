@@ -3,18 +3,12 @@ import math
 import pytest
 
 from lrpath_core.evaluate import evaluate_checkpoint
-from lrpath_core.pipeline import (
-    TimelineError,
-    add_version,
-    main_checkpoint_rel,
-    require_timeline,
-    run_branch,
-    run_timeline,
-    timeline_appl,
-    update_version,
-)
+from lrpath_core.ingest import add_version
+from lrpath_core.layout import main_checkpoint
+from lrpath_core.pipeline import branch, run_timeline, timeline_appl, update_version
 from lrpath_core.storage import Store
-from lrpath_core.timeline import paradigm_steps
+from lrpath_core.timeline import TimelineError, paradigm_steps
+from lrpath_core.timeline_store import require_timeline
 
 
 def test_two_version_timeline_trains_evaluates_and_costs_what_it_planned(
@@ -30,7 +24,7 @@ def test_two_version_timeline_trains_evaluates_and_costs_what_it_planned(
 
     # PPL falls with training: random init ≈ vocab size, release 1 far below, release 2 lower still on v1 data
     vocab = cfg.data.vocab_size
-    init = evaluate_checkpoint(store, main_checkpoint_rel(v1.fork_step), [1])
+    init = evaluate_checkpoint(store, main_checkpoint(v1.fork_step), [1])
     assert v1.metrics["ppl_v1"] < init.per_version[1] < vocab * 2
     assert v2.metrics["ppl_v1"] < v1.metrics["ppl_v1"]
     assert v2.metrics["ppl_v2"] < vocab / 4
@@ -66,10 +60,11 @@ def test_branch_with_another_alpha_needs_a_stored_fork(ingested_store):
     store, cfg = ingested_store
     update_version(store, cfg, 1)
     with pytest.raises(TimelineError, match="no main-path checkpoint at step"):
-        run_branch(store, cfg, 1, alpha=0.5)
-    ref, fork, steps = run_branch(store, cfg, 1, decay="linear")
-    assert fork == require_timeline(store).version(1).fork_step and ref.step == fork + steps
-    assert math.isfinite(evaluate_checkpoint(store, ref.url[len(store.url) + 1 :], [1]).overall)
+        branch(store, cfg, 1, alpha=0.5)
+    linear = branch(store, cfg, 1, decay="linear")
+    assert linear.fork_step == require_timeline(store).version(1).fork_step
+    assert linear.checkpoint.step == linear.fork_step + linear.branch_steps
+    assert math.isfinite(evaluate_checkpoint(store, store.relative(linear.checkpoint.url), [1]).overall)
 
 
 def test_changed_config_is_refused_for_an_existing_timeline(ingested_store, tmp_path, make_config):

@@ -92,7 +92,9 @@ def test_bad_plans_are_refused_with_a_reason(steps, alpha, warmup, match):
 )
 @settings(max_examples=25, deadline=None)
 def test_costs_equal_the_steps_in_the_lr_csv(tmp_path_factory, steps, alpha, shape):
-    report = make_plan(PlanRequest(delta_steps=steps, alpha=alpha, warmup_steps=5, decay=shape))
+    report = make_plan(
+        PlanRequest(delta_steps=steps, alpha=alpha, warmup_steps=5, decay=shape, lr_max=3e-3, lr_min=3e-4)
+    )
     out = tmp_path_factory.mktemp("csv") / "lr.csv"
     report.write_lr_csv(out)
     with open(out) as f:

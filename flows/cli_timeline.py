@@ -1,0 +1,162 @@
+"""``lrpath`` commands over a store's timeline: data, ingest, update, status, release, rerun-branch, demo.
+
+Heavy imports (torch, Prefect) happen inside the commands that need them, so ``lrpath plan`` and
+``--help`` stay instant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import typer
+
+from flows.cli_options import config_file_option, config_option, store_option
+from lrpath_core.config import DecayShape, DemoSettings, ProjectConfig, load_config
+from lrpath_core.storage import Store
+
+
+def _config_for(store: Store, config_path: str | None) -> ProjectConfig:
+    """The store's saved config; else ``--config`` (or the defaults) for a new timeline."""
+    from lrpath_core.timeline_store import store_config
+
+    return store_config(store, load_config(config_path) if config_path else None)
+
+
+def _open_store(url: str, config_path: str | None) -> Store:
+    """A reachable store whose config is saved (a new store takes ``--config`` or the defaults)."""
+    from lrpath_core.timeline_store import save_config
+
+    store = Store(url)
+    store.check_reachable()
+    save_config(store, _config_for(store, config_path))
+    return store
+
+
+def data_gcide(
+    out: str = typer.Option(..., help="folder (or fsspec URL) for v1/, v2/, ..."),
+    versions: int = config_option("versions", model=DemoSettings),
+    max_chars: int | None = typer.Option(None, min=1, help="truncate each version to this many characters"),
+) -> None:
+    """Split GCIDE (Debian's dict-gcide) into ordered versions."""
+    from lrpath_core.corpus import gcide_versions
+
+    for folder in gcide_versions(out, versions=versions, max_chars_per_version=max_chars):
+        print(folder)
+
+
+def ingest(
+    path: str = typer.Argument(..., help="local folder of .txt/.jsonl/.parquet shards"),
+    name: str | None = typer.Option(None, help="version name (default: the folder's name)"),
+    now: bool = typer.Option(False, "--now", help="run the version update right away"),
+    config: str | None = config_file_option(),
+    store: str = store_option(),
+) -> None:
+    """Add a version's shards to the store's incoming/ folder."""
+    from lrpath_core.incoming import stage_incoming
+
+    opened = _open_store(store, config)
+    print(f"staged {path} as {stage_incoming(opened, path, name)}")
+    if now:
+        update(config=config, store=opened.url)
+
+
+def update(config: str | None = config_file_option(), store: str = store_option()) -> None:
+    """Run the version-update flow: ingest, main path, branch, evaluate, publish."""
+    from flows.version_update import version_update
+
+    opened = _open_store(store, config)
+    version_update(store=opened.url)
+    status(json_out=False, store=opened.url)
+
+
+def status_dict(store: Store) -> dict:
+    from lrpath_core.pipeline import timeline_appl
+    from lrpath_core.report import timeline_rows
+    from lrpath_core.timeline_store import require_timeline
+
+    timeline = require_timeline(store)
+    costs = timeline.costs()
+    return {
+        "store": store.url,
+        "versions": timeline_rows(timeline),
+        "appl": timeline_appl(timeline),
+        "steps_run": timeline.steps_run.model_dump(),
+        "paradigms": {name: cost.model_dump() for name, cost in costs.items()},
+        "relative_cost": costs["path_switching"].relative_cost if costs else None,
+    }
+
+
+def status(
+    json_out: bool = typer.Option(False, "--json", help="print exactly one JSON object"),
+    store: str = store_option(),
+) -> None:
+    """The timeline: versions, PPL, published URLs, cost."""
+    found = status_dict(Store(store))
+    if json_out:
+        print(json.dumps(found))
+        return
+    print(f"store {found['store']}")
+    print(
+        f"{'ver':>3}  {'name':<10} {'status':<9} {'ΔT_i':>6} {'S_i':>6} {'fork':>6} {'B_i':>5} {'PPL':>9}  "
+        f"{'rev':>3}  published"
+    )
+    for row in found["versions"]:
+        ppl = f"{row['ppl']:.3f}" if row["ppl"] is not None else "-"
+        print(
+            f"{row['version']:>3}  {row['name'][:10]:<10} {row['status']:<9} {row['delta_steps']:>6} "
+            f"{row['cumulative_steps']:>6} {row['fork_step']:>6} {row['branch_steps']:>5} {ppl:>9}  "
+            f"{row['revision'] or '-':>3}  {row['published_url'] or '-'}"
+        )
+    if found["appl"] is not None:
+        print(f"APPL {found['appl']:.3f}")
+    for name, cost in found["paradigms"].items():
+        print(f"{name:<15} {cost['total_steps']:>8} steps  relative cost {cost['relative_cost']:.3f}")
+    print(f"steps run so far: main {found['steps_run']['main']}, branches {found['steps_run']['branch']}")
+
+
+def release(
+    name: str = typer.Argument(..., help="the drop's folder name under incoming/"),
+    store: str = store_option(),
+) -> None:
+    """Lift the hold on a data drop that had bad files (after fixing them)."""
+    from lrpath_core.incoming import release_hold
+
+    release_hold(Store(store), name)
+    print(f"released the hold on {name}: the next update ingests the files now in incoming/{name}/")
+
+
+def rerun_branch(
+    version: int = typer.Argument(..., min=1, help="the version whose branch runs again"),
+    decay: DecayShape | None = typer.Option(None, help="branch decay shape (default: the timeline's)"),
+    alpha: float | None = typer.Option(None, help="decay ratio of this branch (default: the timeline's)"),
+    store: str = store_option(),
+) -> None:
+    """One version's branch again from its fork checkpoint: a new revision, main path untouched."""
+    from flows.rerun_branch import rerun_branch as rerun_branch_flow
+    from lrpath_core.pipeline import branch_plan
+
+    opened = Store(store)
+    branch_plan(opened, version, alpha)  # user errors surface here as one line, before Prefect starts
+    published = rerun_branch_flow(version=version, store=opened.url, decay=decay, alpha=alpha)
+    print(f"published v{version} revision {published.revision} at {published.url}")
+
+
+def demo(
+    quick: bool = config_option("quick", "--quick", model=DemoSettings),
+    versions: int = config_option("versions", model=DemoSettings),
+    synthetic: bool = typer.Option(False, "--synthetic", help="generated text instead of GCIDE"),
+    data_dir: str = config_option("data_dir", model=DemoSettings),
+    config: str | None = config_file_option(),
+    store: str = store_option(),
+) -> None:
+    """The whole multi-version timeline on GCIDE through the flows."""
+    from flows.version_update import version_update
+    from lrpath_core.demo import demo_versions
+    from lrpath_core.incoming import stage_incoming
+
+    opened = _open_store(store, config)
+    for folder in demo_versions(os.path.abspath(data_dir), versions, quick, synthetic):
+        print(f"lrpath demo: new data arrived: {stage_incoming(opened, folder)}")
+        version_update(store=opened.url)
+    status(json_out=False, store=opened.url)

@@ -1,0 +1,69 @@
+"""``timeline.json`` and ``config.json`` in a store: read, update atomically, and the saved settings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from lrpath_core import layout
+from lrpath_core.config import ProjectConfig
+from lrpath_core.storage import StaleStateError, Store
+from lrpath_core.timeline import Timeline, TimelineError
+
+UPDATE_ATTEMPTS = 8
+
+
+def load_timeline(store: Store) -> tuple[Timeline | None, int]:
+    raw, generation = store.read_json_generation(layout.TIMELINE)
+    return (Timeline.model_validate(raw) if raw is not None else None), generation
+
+
+def update_timeline(store: Store, change: Callable[[Timeline | None], Timeline]) -> Timeline:
+    """Read-modify-write ``timeline.json``: under the store lock locally, optimistic on object stores.
+
+    A writer that lost a race (another task wrote in between) re-reads and re-applies ``change``,
+    so concurrent tasks (a branch and the main tail) never lose each other's updates.
+    """
+    for attempt in range(UPDATE_ATTEMPTS):
+        with store.lock(layout.TIMELINE):
+            current, generation = load_timeline(store)
+            updated = change(current.model_copy(deep=True) if current else None)
+            state = updated.model_dump(mode="json", exclude={"generation"})
+            try:
+                store.write_json_checked(layout.TIMELINE, state, generation)
+            except StaleStateError:
+                if attempt == UPDATE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+                continue
+            return updated.model_copy(update={"generation": generation + 1})
+    raise AssertionError("unreachable")
+
+
+def require_timeline(store: Store) -> Timeline:
+    timeline, _ = load_timeline(store)
+    if timeline is None:
+        raise TimelineError(f"no timeline in {store.url}: ingest a first version (lrpath ingest PATH --now)")
+    return timeline
+
+
+def store_config(store: Store, fallback: ProjectConfig | None = None) -> ProjectConfig:
+    """The configuration a store's timeline was started with (saved at its first ingest).
+
+    Later runs (a deployment triggered by an event, a re-run) read it from the store, so every
+    version of a timeline trains with the same settings.
+    """
+    if store.exists(layout.CONFIG):
+        saved = ProjectConfig.model_validate(store.read_json(layout.CONFIG))
+        return saved.model_copy(update={"store": store.url})
+    config = fallback or ProjectConfig()
+    return config.model_copy(update={"store": store.url})
+
+
+def save_config(store: Store, config: ProjectConfig) -> None:
+    if not store.exists(layout.CONFIG):
+        store.write_json(layout.CONFIG, config.model_dump(mode="json"))
+
+
+def unreleased_versions(timeline: Timeline) -> list[int]:
+    return [v.version for v in timeline.versions if not v.releases]
