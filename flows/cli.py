@@ -95,6 +95,7 @@ for command in (
     cli_timeline.status,
     cli_timeline.release,
     cli_timeline.rerun_branch,
+    cli_timeline.verify,
     cli_timeline.demo,
     cli_compare.compare,
 ):
@@ -116,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KeyboardInterrupt, typer.Abort):
         print("lrpath: interrupted", file=sys.stderr)
         return 130
+    except typer.Exit as done:
+        return done.exit_code
     return code if isinstance(code, int) else 0
 
 

@@ -56,7 +56,11 @@ def ingest(
     from lrpath_core.incoming import stage_incoming
 
     opened = _open_store(store, config)
-    print(f"staged {path} as {stage_incoming(opened, path, name)}")
+    drop = stage_incoming(opened, path, name)
+    done = "already staged" if drop.already_staged else "staged"
+    print(f"{done} {path} as {drop.url} ({len(drop.shards)} shard(s), data sha256 {drop.data_sha256[:16]}…)")
+    for line in drop.skipped + drop.duplicates:
+        print(f"  not staged: {line}")
     if now:
         update(config=config, store=opened.url)
 
@@ -126,6 +130,22 @@ def release(
     print(f"released the hold on {name}: the next update ingests the files now in incoming/{name}/")
 
 
+def verify(
+    version: int | None = typer.Option(None, min=1, help="check this version only (default: every version)"),
+    store: str = store_option(),
+) -> None:
+    """Check every published revision's files against its checksums and the index; exit 1 on any mismatch."""
+    from lrpath_core.published import verify_all
+
+    found = verify_all(Store(store), version)
+    for number, revision, problem in found:
+        print(f"v{number} r{revision}: {'ok' if problem is None else problem}")
+    failed = sum(problem is not None for _, _, problem in found)
+    print(f"{len(found) - failed} of {len(found)} published revision(s) verified")
+    if failed:
+        raise typer.Exit(1)
+
+
 def rerun_branch(
     version: int = typer.Argument(..., min=1, help="the version whose branch runs again"),
     decay: DecayShape | None = typer.Option(None, help="branch decay shape (default: the timeline's)"),
@@ -157,6 +177,6 @@ def demo(
 
     opened = _open_store(store, config)
     for folder in demo_versions(os.path.abspath(data_dir), versions, quick, synthetic):
-        print(f"lrpath demo: new data arrived: {stage_incoming(opened, folder)}")
+        print(f"lrpath demo: new data arrived: {stage_incoming(opened, folder).url}")
         version_update(store=opened.url)
     status(json_out=False, store=opened.url)

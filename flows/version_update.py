@@ -48,12 +48,12 @@ def version_update(
     fallback = load_config(config_path) if config_path else None
     config = store_config(store_obj, fallback)
 
-    def waiting() -> None:
+    def waiting(holder: str) -> None:
         logger.info(
-            "another version update holds %s; waiting for it to finish", store_obj.url_of(layout.UPDATE_LOCK)
+            "another version update (%s) holds %s: waiting", holder, store_obj.url_of(layout.UPDATE_LOCK)
         )
 
-    with store_obj.lock(layout.UPDATE_LOCK, on_wait=waiting):
+    with store_obj.lease(layout.UPDATE_LOCK, on_wait=waiting):
         return _update(store_obj, config, sources, scan_incoming)
 
 

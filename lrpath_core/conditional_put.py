@@ -13,10 +13,10 @@ import contextlib
 import uuid
 from typing import Any
 
+from lrpath_core import layout
 from lrpath_core.errors import LrpathError
 
 PRECONDITION_MARKERS = ("PreconditionFailed", "pre-conditions", "ConditionalRequestConflict", "412")
-SELFTEST_DIR = "locks/.clock"
 _checked: dict[str, bool] = {}
 
 
@@ -55,7 +55,7 @@ def check_conditional_writes(fs: Any, root: str, where: str) -> None:
     """Refuse a server that ignores ``If-None-Match``/``If-Match`` (checked once per location)."""
     if _checked.get(where):
         return
-    probe = f"{root}/{SELFTEST_DIR}/selftest-{uuid.uuid4().hex}"
+    probe = f"{root}/{layout.LOCKS_CLOCK}/selftest-{uuid.uuid4().hex}"
     try:
         first = put_create(fs, probe, b"1")
         second = put_create(fs, probe, b"2")

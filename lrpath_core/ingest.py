@@ -8,7 +8,9 @@ the configuration. A drop with a bad file is held as a whole: bad files of a dro
 
 from __future__ import annotations
 
+import logging
 import posixpath
+from typing import Any
 
 from lrpath_core import layout
 from lrpath_core.config import ProjectConfig
@@ -17,8 +19,10 @@ from lrpath_core.packing import VersionManifest, pack_version
 from lrpath_core.shards import Shard, ShardError, data_sha256, list_shards, read_shard
 from lrpath_core.storage import Store
 from lrpath_core.timeline import Timeline, TimelineError, VersionRecord, plan_versions
-from lrpath_core.timeline_store import load_timeline, save_config, update_timeline
-from lrpath_core.tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
+from lrpath_core.timeline_store import load_project_tokenizer, load_timeline, save_config, update_timeline
+from lrpath_core.tokenizer import save_tokenizer, train_tokenizer
+
+log = logging.getLogger(__name__)
 
 
 class DropRejected(ShardError):
@@ -43,7 +47,7 @@ def read_drop(store: Store, source_url: str, name: str) -> list[Shard]:
         except ShardError as exc:
             problems.append((url, str(exc)))
     if not problems:
-        return shards
+        return _unique(shards)
     where = ""
     if incoming_name(store, source_url) == name and urls:
         where = f"; bad files moved to {hold(store, name, problems)} with a reason each"
@@ -56,13 +60,12 @@ def read_drop(store: Store, source_url: str, name: str) -> list[Shard]:
     )
 
 
-def bootstrap_tokenizer(store: Store, config: ProjectConfig, shards: list[Shard]) -> str:
-    """Train the project's tokenizer once, on version 1's documents; afterwards it never changes."""
-    if store.exists(layout.TOKENIZER_JSON):
-        return store.url_of(layout.TOKENIZER)
-    texts = (document for shard in shards for document in shard.documents)
-    tokenizer = train_tokenizer(texts, config.data.vocab_size)
-    return save_tokenizer(tokenizer, store, layout.TOKENIZER)
+def first_tokenizer(config: ProjectConfig, shards: list[Shard]) -> Any:
+    """The project's tokenizer, trained once on version 1's documents (saved by the caller only once
+    version 1 is accepted, so a refused first drop leaves no tokenizer behind)."""
+    return train_tokenizer(
+        (document for shard in shards for document in shard.documents), config.data.vocab_size
+    )
 
 
 def ingest_data(
@@ -87,9 +90,22 @@ def steps_of(manifest: VersionManifest, config: ProjectConfig) -> int:
 def add_version(
     store: Store, config: ProjectConfig, source_url: str, name: str | None = None
 ) -> VersionRecord:
-    """Ingest a version's shards and append it to the timeline (idempotent on identical content)."""
+    """Ingest a version's shards and append it to the timeline (idempotent on identical content).
+
+    One ingest at a time per store (a lease on every store kind), so two ingests of one name
+    cannot both write ``data/vN``.
+    """
+    name = layout.checked_name(name or _default_name(source_url), "version name")
+
+    def waiting(holder: str) -> None:
+        log.info("another ingest into %s is running (%s): waiting", store.url, holder)
+
+    with store.lease(layout.INGEST_LOCK, on_wait=waiting):
+        return _add_version(store, config, source_url, name)
+
+
+def _add_version(store: Store, config: ProjectConfig, source_url: str, name: str) -> VersionRecord:
     timeline, _ = load_timeline(store)
-    name = name or _default_name(source_url)
     shards = read_drop(store, source_url, name)
     data_sha = data_sha256(s.sha256 for s in shards)
     if timeline is not None:
@@ -148,19 +164,36 @@ def add_version(
 def _pack(
     store: Store, config: ProjectConfig, number: int, source_url: str, name: str, shards: list[Shard]
 ) -> VersionManifest:
-    if number == 1:
-        bootstrap_tokenizer(store, config, shards)
-    return pack_version(
+    """Pack a version; version 1 first trains the tokenizer and saves it once the version is accepted."""
+    new = number == 1 and not store.exists(layout.TOKENIZER_JSON)
+    tokenizer = first_tokenizer(config, shards) if new else load_project_tokenizer(store)
+    manifest = pack_version(
         store,
         number,
         shards,
-        load_tokenizer(store, layout.TOKENIZER),
+        tokenizer,
         seq_len=config.optimizer.seq_len,
         val_fraction=config.data.val_fraction,
         seed=config.optimizer.seed,
         name=name,
         source_url=source_url,
+        min_train_blocks=config.optimizer.batch_size,
     )
+    if new:
+        save_tokenizer(tokenizer, store, layout.TOKENIZER)
+    return manifest
+
+
+def _unique(shards: list[Shard]) -> list[Shard]:
+    """Shards of one drop with identical bytes and format are ingested once (and reported)."""
+    kept: dict[tuple[str, str], Shard] = {}
+    for shard in shards:
+        key = (posixpath.splitext(shard.name)[1].lower(), shard.sha256)
+        if key in kept:
+            log.warning("%s has the same content as %s: ingested once", shard.url, kept[key].name)
+        else:
+            kept[key] = shard
+    return list(kept.values())
 
 
 def _default_name(source_url: str) -> str:

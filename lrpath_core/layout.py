@@ -30,6 +30,34 @@ a shared data store under ``data/`` and one store per paradigm run (``ptfs/``, `
 
 from __future__ import annotations
 
+import re
+
+from lrpath_core.errors import LrpathError
+
+NAME_PATTERN = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9._-]{1,128}$")
+"""Drop and version names: letters, digits, ``._-``; no ``/``; not ``.`` or ``..``."""
+
+
+class BadNameError(LrpathError):
+    """A drop, version or file name that could escape its folder or never be found again."""
+
+
+def checked_name(name: str, what: str = "drop name") -> str:
+    """``name`` if it is a safe drop/version name; else a clear error (before anything is written)."""
+    if not NAME_PATTERN.match(name):
+        raise BadNameError(
+            f"{what} {name!r} is not allowed: use 1-128 letters, digits, '.', '_' or '-' (no '/', not '.' or '..')"
+        )
+    return name
+
+
+def checked_filename(filename: str) -> str:
+    """A file name inside a drop: any characters but a path separator or NUL, and not ``.``/``..``."""
+    if not filename or filename in (".", "..") or "/" in filename or "\\" in filename or "\0" in filename:
+        raise BadNameError(f"file name {filename!r} is not allowed inside a data drop")
+    return filename
+
+
 CONFIG = "config.json"
 TIMELINE = "timeline.json"
 TOKENIZER = "tokenizer"
@@ -42,6 +70,9 @@ MODEL_STAGING = f"{MODELS}/.staging"
 INCOMING = "incoming"
 QUARANTINE = "quarantine"
 UPDATE_LOCK = "locks/version-update"
+INGEST_LOCK = "locks/ingest"
+LOCKS_CLOCK = "locks/.clock"
+"""Probe objects that read an object store's clock and test its conditional writes."""
 LR_PLOT = "reports/lr_paths.png"
 
 READY_MARKER = "_READY"
@@ -74,6 +105,14 @@ def losses(run: str) -> str:
 
 
 # one small function per path: alike in shape, each names a different place (merging would hide which)
+def publish_lock(version: int) -> str:
+    return f"locks/publish-v{version}"
+
+
+def branch_lock(version: int, decay: str, alpha: float) -> str:
+    return f"locks/branch-v{version}-{decay}-a{alpha:g}"
+
+
 def data_dir(version: int) -> str:
     return f"data/v{version}"
 
@@ -94,6 +133,11 @@ def revision_dir(version: int, revision: int) -> str:
     return f"{MODELS}/v{version}/r{revision}"
 
 
+def revision_claim(version: int, revision: int) -> str:
+    """Beside a revision folder: which publish (model sha256, decay, α) claimed that number."""
+    return f"{revision_dir(version, revision)}.claim"
+
+
 def version_models(version: int) -> str:
     """The folder holding every revision of one version."""
     return f"{MODELS}/v{version}"
@@ -108,19 +152,19 @@ def staging_prefix(version: int, revision: int) -> str:
 
 
 def incoming_dir(name: str) -> str:
-    return f"{INCOMING}/{name}"
+    return f"{INCOMING}/{checked_name(name)}"
 
 
 def incoming_file(name: str, filename: str) -> str:
-    return f"{INCOMING}/{name}/{filename}"
-
-
-def quarantine_file(name: str, filename: str) -> str:
-    return f"{QUARANTINE}/{name}/{filename}"
+    return f"{incoming_dir(name)}/{checked_filename(filename)}"
 
 
 def quarantine_dir(name: str) -> str:
-    return f"{QUARANTINE}/{name}"
+    return f"{QUARANTINE}/{checked_name(name)}"
+
+
+def quarantine_file(name: str, filename: str) -> str:
+    return f"{quarantine_dir(name)}/{checked_filename(filename)}"
 
 
 COMPARE_GUARD = "compare.json"

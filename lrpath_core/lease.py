@@ -24,12 +24,12 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
+from lrpath_core import layout
 from lrpath_core.conditional_put import LeaseError, check_conditional_writes, put_create, put_if_match
 
 LEASE_TTL_S = 60.0
 """A holder renews its lease every third of this; a lease not renewed for this long is stale."""
 POLL_S = 1.0
-LOCKS_CLOCK = "locks/.clock"
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def _stamp(info: dict[str, Any]) -> float:
 
 def server_now(fs: Any, root: str) -> float:
     """The object store's current time: the ``LastModified`` of a probe object written now."""
-    probe = f"{root}/{LOCKS_CLOCK}/{uuid.uuid4().hex}"
+    probe = f"{root}/{layout.LOCKS_CLOCK}/{uuid.uuid4().hex}"
     fs.pipe_file(probe, b"")
     try:
         info = _info(fs, probe)
@@ -59,7 +59,7 @@ def server_now(fs: Any, root: str) -> float:
 
 
 class ObjectLease:
-    """``with ObjectLease(fs, root, "locks/version-update", where).hold(on_wait): ...``"""
+    """``with ObjectLease(fs, root, layout.UPDATE_LOCK, where).hold(on_wait): ...``"""
 
     def __init__(self, fs: Any, root: str, rel: str, where: str, ttl_s: float = LEASE_TTL_S) -> None:
         self.fs, self.root, self.rel, self.where, self.ttl_s = fs, root, rel, where, ttl_s

@@ -1,13 +1,12 @@
 """``models/index.json``: the published revisions a reader trusts, and how a publish numbers them.
 
-A revision folder that is not in the index is the leftover of a dead publish: readers never
-trust it, and a later publish removes it once it is stale. Revisions are immutable: the same
-weights with the same decay and α return the existing revision; anything else becomes revision
-``max + 1``.
-
-On a local store one publish at a time holds the index lock from start to end. Object stores
-have no lock: the index update is generation-checked (and retried on a concurrent update of
-another version), and leftovers count as stale only after :data:`STALE_AFTER_S`.
+Revisions are immutable: the same weights with the same decay and α return the existing
+revision; anything else becomes revision ``max + 1``. A publish holds its version's lease
+(``locks/publish-v{N}``, on every store kind) from choosing the number to registering it, and
+claims the number first with a create-only ``models/v{N}/r{K}.claim`` naming what it publishes. A
+revision folder that is not in the index is therefore the leftover of a dead publish: the same
+publish, run again, resumes it under the same number; another publish removes it and takes the
+number (no number is skipped). Readers trust the index only.
 """
 
 from __future__ import annotations
@@ -22,10 +21,7 @@ from lrpath_core.publish_error import PublishError
 from lrpath_core.storage import StaleStateError, Store
 from lrpath_core.timeline import Release
 
-STALE_AFTER_S = 3600.0
-"""On object stores, staging or revision leftovers younger than this may belong to a live publish."""
-
-_REVISION_DIR = re.compile(r"^r(\d+)$")
+_REVISION = re.compile(r"^r(\d+)(?:\.claim)?$")
 _INDEX_RETRIES = 5
 
 
@@ -69,11 +65,9 @@ class ModelIndex(BaseModel):
             f"published revisions of v{version}: {known})"
         )
 
-    def find(self, version: int, sha256: str, decay: str, alpha: float) -> PublishedRevision | None:
-        for entry in self.revisions(version):
-            if entry.sha256 == sha256 and entry.decay == decay and entry.alpha == alpha:
-                return entry
-        return None
+    def find_all(self, version: int, sha256: str, decay: str, alpha: float) -> list[PublishedRevision]:
+        """Revisions of exactly these weights, decay and α (normally one)."""
+        return [r for r in self.revisions(version) if (r.sha256, r.decay, r.alpha) == (sha256, decay, alpha)]
 
 
 def read_index(store: Store) -> ModelIndex:
@@ -81,26 +75,35 @@ def read_index(store: Store) -> ModelIndex:
     return ModelIndex.model_validate(raw) if raw is not None else ModelIndex()
 
 
-def is_stale(store: Store, rel: str) -> bool:
-    """Whether a leftover (staging or unregistered revision folder) can be removed."""
-    # a local publish holds the index lock throughout, so any leftover it sees is from a dead run
-    return store.is_local or store.age_s(rel) >= STALE_AFTER_S
+class RevisionClaim(BaseModel):
+    """``_CLAIM`` of a revision folder: what the publish that took the number publishes."""
+
+    sha256: str
+    decay: str
+    alpha: float
 
 
-def next_revision(store: Store, version: int) -> int:
-    """max + 1 over the index; stale leftover folders are removed, fresh ones (object stores) skipped."""
+def claim_revision(store: Store, version: int, claim: RevisionClaim) -> int:
+    """The revision number for ``claim``, claimed in the store; call it holding the version's lease.
+
+    An unregistered number claimed by the same publish is resumed; any other unregistered folder
+    or claim is a dead publish's leftover and is removed, its number free again.
+    """
     taken = {r.revision for r in read_index(store).revisions(version)}
-    folder = layout.version_models(version)
-    for name in store.ls(folder):
-        match = _REVISION_DIR.match(name)
-        if not match or int(match.group(1)) in taken:
-            continue
-        rel = f"{folder}/{name}"
-        if is_stale(store, rel):
-            store.remove(rel, recursive=True)
-        else:
-            taken.add(int(match.group(1)))
-    return max(taken, default=0) + 1
+    found = {int(m.group(1)) for n in store.ls(layout.version_models(version)) if (m := _REVISION.match(n))}
+    for number in sorted(found - taken):
+        marker = layout.revision_claim(version, number)
+        if store.exists(marker) and RevisionClaim.model_validate_json(store.read_bytes(marker)) == claim:
+            return number
+        store.remove(layout.revision_dir(version, number), recursive=True)
+        store.remove(marker)
+    revision = max(taken, default=0) + 1
+    marker = layout.revision_claim(version, revision)
+    if not store.create(marker, claim.model_dump_json().encode()):
+        raise StaleStateError(
+            f"{store.url_of(marker)} was claimed by another publish meanwhile: publish again"
+        )
+    return revision
 
 
 def add_to_index(store: Store, version: int, entry: PublishedRevision) -> None:

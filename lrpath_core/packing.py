@@ -64,11 +64,13 @@ def pack_version(
     seed: int,
     name: str | None,
     source_url: str,
+    min_train_blocks: int = 1,
 ) -> VersionManifest:
     """Tokenize the shards (cached per shard), pack, split, and write ``data/v{version}``.
 
     Blocks are cut from the shards' ids in the given order; ``default_rng((seed, version))``
-    picks the validation blocks.
+    picks the validation blocks. Nothing is written when the version is too small to train on
+    (fewer than ``min_train_blocks`` training blocks).
     """
     from lrpath_core.tokenizer import EOS_ID, tokenizer_sha256  # imports transformers
 
@@ -103,6 +105,11 @@ def pack_version(
     n_val = min(n_blocks - 1, max(1, round(val_fraction * n_blocks)))
     order = np.random.default_rng((seed, version)).permutation(n_blocks)
     val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+    if train_idx.size < min_train_blocks:
+        raise IngestError(
+            f"version {version} has {train_idx.size} training blocks, fewer than one batch of {min_train_blocks} "
+            f"({source_url}): add data or lower optimizer.batch_size"
+        )
 
     manifest = VersionManifest(
         version=version,

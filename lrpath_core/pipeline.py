@@ -11,6 +11,7 @@ newest checkpoint. Ingest (a drop becoming a version) is :mod:`lrpath_core.inges
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 from pydantic import BaseModel
@@ -32,9 +33,10 @@ from lrpath_core.timeline import (
     VersionRecord,
     branch_length,
 )
-from lrpath_core.timeline_store import require_timeline, update_timeline
-from lrpath_core.tokenizer import load_tokenizer
+from lrpath_core.timeline_store import load_project_tokenizer, require_timeline, update_timeline
 from lrpath_core.train import ProgressFn, run_segment
+
+log = logging.getLogger(__name__)
 
 
 class Branch(BaseModel):
@@ -54,7 +56,7 @@ def main_lr_path(config: ProjectConfig) -> LRPath:
 
 
 def vocab_size(store: Store) -> int:
-    return len(load_tokenizer(store, layout.TOKENIZER))
+    return len(load_project_tokenizer(store))
 
 
 def segment_spec(
@@ -230,7 +232,9 @@ def branch(
     spec = segment_spec(
         store, config, run, layout.main_checkpoint(fork), fork, end, lr_path, version, progress_bar
     )
-    result = run_segment(store, spec, progress)
+    # one process trains a branch at a time (an update's and a re-run's of the same decay and α)
+    with store.lease(layout.branch_lock(version, decay, alpha), on_wait=_log_wait(run)):
+        result = run_segment(store, spec, progress)
     _count_steps(store, "branch", spec)
     return Branch(
         version=version,
@@ -240,6 +244,13 @@ def branch(
         fork_step=fork,
         branch_steps=branch_steps,
     )
+
+
+def _log_wait(what: str):
+    def waiting(holder: str) -> None:
+        log.info("%s is being trained by %s: waiting for it", what, holder)
+
+    return waiting
 
 
 def evaluate_release(store: Store, released: Branch) -> Perplexity:

@@ -14,8 +14,10 @@ models/
 
 A publish copies and writes every file under ``.staging/``, re-hashes the staged copies (the
 checkpoint's against its manifest), moves them into ``v{i}/r{n}/`` with ``checksums.sha256``
-last, and only then adds the revision to ``index.json``. How revisions are numbered, and when a
-leftover of a dead publish is removed, is :mod:`lrpath_core.model_index`'s business; reading a
+last, and only then adds the revision to ``index.json``. It holds its version's lease
+(``locks/publish-v{N}``) throughout, on every store kind, so two publishes of one version (a
+``rerun-branch`` beside a deployed update, two CLI users, two workers) run one after the other.
+How revisions are numbered and claimed is :mod:`lrpath_core.model_index`'s business; reading a
 published revision back is :mod:`lrpath_core.published`'s.
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -32,15 +35,16 @@ from lrpath_core.checkpoint import MODEL_FILE, STATE, CheckpointError, Checkpoin
 from lrpath_core.config import DecayShape
 from lrpath_core.lineage import LINEAGE, CheckpointLineage, Lineage, current_code_version, data_lineage
 from lrpath_core.model_card import CARD, model_card
-from lrpath_core.model_index import PublishedRevision, add_to_index, is_stale, next_revision, read_index
+from lrpath_core.model_index import PublishedRevision, RevisionClaim, add_to_index, claim_revision, read_index
 from lrpath_core.packing import load_manifest
 from lrpath_core.publish_error import PublishError
-from lrpath_core.published import CHECKSUMS, format_checksums
+from lrpath_core.published import CHECKSUMS, format_checksums, verify_published
 from lrpath_core.secret_scan import refuse_secrets
 from lrpath_core.storage import StaleStateError, Store, StoreError
 from lrpath_core.timeline import Release
 from lrpath_core.tokenizer import TOKENIZER_FILES
 
+log = logging.getLogger(__name__)
 CHECKPOINT_FILES = ("config.json", "generation_config.json", MODEL_FILE)
 
 
@@ -78,11 +82,17 @@ def publish_version(
         raise PublishError(f"no tokenizer at {store.url_of(layout.TOKENIZER)}: a published model needs it")
     model_sha = ckpt_files[MODEL_FILE]
 
-    with store.lock(layout.MODEL_INDEX):
-        same = read_index(store).find(version, model_sha, decay, alpha)
+    def waiting(holder: str) -> None:
+        log.info(
+            "another publish of v%d holds %s (%s): waiting", version, layout.publish_lock(version), holder
+        )
+
+    with store.lease(layout.publish_lock(version), on_wait=waiting):
+        same = _verified_same(store, version, model_sha, decay, alpha)
         if same is not None:
             return same.release()
-        revision = next_revision(store, version)
+        _remove_staging_leftovers(store, version)
+        revision = claim_revision(store, version, RevisionClaim(sha256=model_sha, decay=decay, alpha=alpha))
         created_at = datetime.now(UTC).isoformat(timespec="seconds")
         lineage = Lineage(
             version=version,
@@ -114,14 +124,26 @@ def publish_version(
             LINEAGE: (lineage.model_dump_json(indent=2) + "\n").encode(),
             CARD: model_card(lineage, store.url_of(final)).encode(),
         }
-        refuse_secrets(store, generated)
-
         copied = {name: f"{ckpt_rel}/{name}" for name in CHECKPOINT_FILES if name in ckpt_files}
         copied.update({name: f"{layout.TOKENIZER}/{name}" for name in tokenizer_names})
         staging = layout.staging_dir(version, revision, uuid.uuid4().hex)
         try:
+            refuse_secrets(store, generated)
             checksums = _write_revision(store, staging, final, copied, ckpt_files, generated)
-            entry = PublishedRevision(
+        except (PublishError, CheckpointError):
+            # refused (not interrupted): nothing of it stays, and its number is free again
+            store.remove(final, recursive=True)
+            store.remove(layout.revision_claim(version, revision))
+            raise
+        finally:
+            # never hide the first error; a leftover is removed by the next publish of this version
+            with contextlib.suppress(Exception):
+                store.remove(staging, recursive=True)
+            store.remove_if_empty(layout.MODEL_STAGING)
+        add_to_index(
+            store,
+            version,
+            PublishedRevision(
                 revision=revision,
                 path=final,
                 url=store.url_of(final),
@@ -133,14 +155,23 @@ def publish_version(
                 fork_step=fork_step,
                 branch_steps=branch_steps,
                 metrics=metrics,
-            )
-            add_to_index(store, version, entry)
-        finally:
-            # never hide the first error; a leftover is removed by the next publish of this revision
-            with contextlib.suppress(Exception):
-                store.remove(staging, recursive=True)
-        _remove_stale_staging(store, registered=layout.staging_prefix(version, revision))
-    return entry.release()
+            ),
+        )
+    return read_index(store).get(version, revision).release()
+
+
+def _verified_same(
+    store: Store, version: int, model_sha: str, decay: str, alpha: float
+) -> PublishedRevision | None:
+    """An existing revision of exactly this model, decay and α whose files still verify."""
+    for entry in read_index(store).find_all(version, model_sha, decay, alpha):
+        try:
+            verify_published(store, version, entry.revision)
+        except PublishError as exc:
+            log.warning("%s: publishing a new revision instead", exc)
+            continue
+        return entry
+    return None
 
 
 def _checkpoint_rel(store: Store, url: str) -> str:
@@ -236,12 +267,8 @@ def _check_placed(store: Store, final: str, hashes: dict[str, str], checksums: b
         )
 
 
-def _remove_stale_staging(store: Store, registered: str = "") -> None:
-    """Stale staging leftovers, and those of earlier tries of the revision just ``registered``
-    (their cleanup may have failed with the store unreachable; any publish still staging that
-    revision can only fail now, since the index lists it)."""
+def _remove_staging_leftovers(store: Store, version: int) -> None:
+    """Staging folders of this version are a dead publish's: this one holds the version's lease."""
     for name in store.ls(layout.MODEL_STAGING):
-        leftover = f"{layout.MODEL_STAGING}/{name}"
-        if (registered and name.startswith(registered)) or is_stale(store, leftover):
-            store.remove(leftover, recursive=True)
-    store.remove_if_empty(layout.MODEL_STAGING)
+        if name.startswith(f"v{version}-"):
+            store.remove(f"{layout.MODEL_STAGING}/{name}", recursive=True)

@@ -14,7 +14,7 @@ from lrpath_core import layout
 from lrpath_core.checkpoint import MODEL_FILE
 from lrpath_core.model_index import PublishedRevision, read_index
 from lrpath_core.publish_error import PublishError
-from lrpath_core.storage import Store, sha256_file
+from lrpath_core.storage import Store, StoreError, sha256_file
 
 CHECKSUMS = "checksums.sha256"
 
@@ -37,6 +37,25 @@ def verify_published(store: Store, version: int, revision: int) -> None:
             f"published v{version} r{revision} at {entry.url} is corrupt: {'; '.join(problems)}; "
             "restore the files or publish a new revision"
         )
+
+
+def verify_all(store: Store, version: int | None = None) -> list[tuple[int, int, str | None]]:
+    """``(version, revision, problem or None)`` for every published revision (of ``version``)."""
+    index = read_index(store)
+    versions = sorted(index.versions) if version is None else [version]
+    if version is not None and not index.revisions(version):
+        raise PublishError(
+            f"version {version} has no published revision in {store.url_of(layout.MODEL_INDEX)}"
+        )
+    found: list[tuple[int, int, str | None]] = []
+    for number in versions:
+        for entry in index.revisions(number):
+            try:
+                verify_published(store, number, entry.revision)
+                found.append((number, entry.revision, None))
+            except (PublishError, StoreError) as exc:
+                found.append((number, entry.revision, str(exc)))
+    return found
 
 
 def download_published(store: Store, version: int, revision: int, local_dir: str | os.PathLike[str]) -> str:

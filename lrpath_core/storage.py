@@ -14,28 +14,19 @@ import json
 import os
 import posixpath
 import shutil
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from datetime import datetime
+from collections.abc import Iterator
 from typing import Any
 
 import fsspec
 from fsspec.core import url_to_fs
 
-from lrpath_core.conditional_put import put_create, put_if_match
-from lrpath_core.errors import LrpathError
-from lrpath_core.lease import ObjectLease
+from lrpath_core.conditional_put import put_create
+from lrpath_core.store_sync import StaleStateError, StoreError, StoreSync
+
+__all__ = ["StaleStateError", "Store", "StoreError", "join", "sha256_file", "storage_options_for"]
 
 HASH_CHUNK = 1 << 22
-
-
-class StoreError(LrpathError):
-    """A store could not be reached or an object in it is missing or unreadable."""
-
-
-class StaleStateError(StoreError):
-    """A JSON state object changed since the writer read it (another writer got there first)."""
 
 
 def s3_options_from_env() -> dict[str, Any]:
@@ -74,7 +65,7 @@ def _sha256_stream(f: Any) -> str:
     return digest.hexdigest()
 
 
-class Store:
+class Store(StoreSync):
     """A root URL plus the fsspec filesystem behind it.
 
     Paths given to methods are relative to the root unless they already carry a protocol or
@@ -163,9 +154,10 @@ class Store:
         return sorted(posixpath.basename(e.rstrip("/")) for e in entries if e.rstrip("/") != path.rstrip("/"))
 
     def read_bytes(self, rel: str) -> bytes:
+        """One object, whole. On S3 a single GET: an object replaced meanwhile (``timeline.json``)
+        is read old or new, never refused half-way as a buffered ETag-pinned reader would."""
         try:
-            with self.fs.open(self._path(rel), "rb") as f:
-                return f.read()
+            return self.fs.cat_file(self._path(rel))
         except FileNotFoundError as exc:
             raise StoreError(f"{self.url_of(rel) if '://' not in rel else rel} does not exist") from exc
 
@@ -197,6 +189,22 @@ class Store:
                     os.remove(tmp)
         else:
             self.fs.pipe_file(path, data)
+
+    def create(self, rel: str, data: bytes) -> bool:
+        """Write ``rel`` only if it does not exist yet (an exclusive create locally, a create-only
+        PUT on S3); False when it already exists."""
+        if not self.is_local:
+            return put_create(self.fs, self._path(rel), data)
+        path = self._path(rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            with open(path, "xb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except FileExistsError:
+            return False
+        return True
 
     def write_text(self, rel: str, text: str) -> None:
         self.write_bytes(rel, text.encode("utf-8"))
@@ -248,21 +256,6 @@ class Store:
         else:
             self.fs.copy(self._path(staged_rel), self._path(final_rel))
 
-    def age_s(self, rel: str) -> float:
-        """Seconds since the newest object under ``rel`` was written (inf when nothing is there)."""
-        try:
-            found = self.fs.find(self._path(rel), detail=True)
-        except FileNotFoundError:
-            return float("inf")
-        newest = 0.0
-        for info in found.values():
-            stamp = info.get("mtime", info.get("LastModified"))
-            if isinstance(stamp, datetime):
-                stamp = stamp.timestamp()
-            if stamp is not None:
-                newest = max(newest, float(stamp))
-        return time.time() - newest if newest else float("inf")
-
     def remove_if_empty(self, rel: str) -> None:
         """Remove an empty local folder (object stores have no folders to remove)."""
         if self.is_local:
@@ -293,98 +286,6 @@ class Store:
             return
         for full in sorted(found):
             yield full[len(base) :].lstrip("/")
-
-    @contextlib.contextmanager
-    def lock(self, rel: str, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
-        """An exclusive lock for read-modify-write of a state object.
-
-        Local stores use ``flock`` on a sidecar file (released by the OS if the process dies).
-        Re-entrant within one ``Store``. Object stores have no lock primitive; there the generation
-        check plus a conditional PUT in :meth:`write_json_checked` refuse a stale writer.
-        """
-        if not self.is_local or rel in self._held_locks:
-            yield
-            return
-        import fcntl
-
-        path = self._path(rel) + ".lock"
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "a+") as handle:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                if on_wait is not None:
-                    on_wait()
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            self._held_locks.add(rel)
-            try:
-                yield
-            finally:
-                self._held_locks.discard(rel)
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-    @contextlib.contextmanager
-    def lease(self, rel: str, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
-        """Exclusive use of ``rel`` across processes and machines: ``flock`` locally, a renewed lease
-        object (:class:`~lrpath_core.lease.ObjectLease`) on object stores. Re-entrant per ``Store``."""
-        if self.is_local:
-            with self.lock(rel, on_wait=(lambda: on_wait("another process")) if on_wait else None):
-                yield
-            return
-        if rel in self._held_locks:
-            yield
-            return
-        with ObjectLease(self.fs, self.root, rel, self.url).hold(on_wait):
-            self._held_locks.add(rel)
-            try:
-                yield
-            finally:
-                self._held_locks.discard(rel)
-
-    def read_json_generation(self, rel: str) -> tuple[Any | None, int]:
-        """A JSON state object and its generation (0 when it does not exist yet)."""
-        if not self.exists(rel):
-            return None, 0
-        obj = self.read_json(rel)
-        return obj, int(obj.get("generation", 0)) if isinstance(obj, dict) else 0
-
-    def write_json_checked(self, rel: str, obj: dict[str, Any], expected_generation: int) -> int:
-        """Write ``obj`` as generation ``expected_generation + 1`` unless someone else wrote first."""
-        with self.lock(rel):
-            etag = None if self.is_local else self._etag(rel)
-            _, current = self.read_json_generation(rel)
-            if current != expected_generation:
-                raise self._stale(
-                    rel, f"it is at generation {current}, this writer holds {expected_generation}"
-                )
-            new_generation = expected_generation + 1
-            payload = (
-                json.dumps({**obj, "generation": new_generation}, indent=2, sort_keys=True) + "\n"
-            ).encode()
-            if self.is_local:
-                self.write_bytes(rel, payload)
-            else:
-                self._put_if_unchanged(rel, payload, etag)
-            return new_generation
-
-    def _stale(self, rel: str, detail: str) -> StaleStateError:
-        return StaleStateError(
-            f"{self.url_of(rel)} changed since it was read ({detail}); another run updated it: reload and retry"
-        )
-
-    def _etag(self, rel: str) -> str | None:
-        try:
-            return self.fs.info(self._path(rel), refresh=True).get("ETag")
-        except FileNotFoundError:
-            return None
-
-    def _put_if_unchanged(self, rel: str, payload: bytes, etag: str | None) -> None:
-        """A conditional PUT: S3 refuses it if another writer created or replaced the object since ``etag``."""
-        path = self._path(rel)
-        if etag is None and not put_create(self.fs, path, payload):
-            raise self._stale(rel, "it was created by another writer meanwhile")
-        if etag is not None and not put_if_match(self.fs, path, payload, etag):
-            raise self._stale(rel, "another writer replaced it between this writer's read and write")
 
 
 def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from lrpath_core import layout
 from lrpath_core.config import ProjectConfig
 from lrpath_core.storage import StaleStateError, Store
 from lrpath_core.timeline import Timeline, TimelineError
+from lrpath_core.tokenizer import TokenizerError, load_tokenizer, tokenizer_sha256
 
 UPDATE_ATTEMPTS = 8
 
@@ -63,6 +65,19 @@ def store_config(store: Store, fallback: ProjectConfig | None = None) -> Project
 def save_config(store: Store, config: ProjectConfig) -> None:
     if not store.exists(layout.CONFIG):
         store.write_json(layout.CONFIG, config.model_dump(mode="json"))
+
+
+def load_project_tokenizer(store: Store) -> Any:
+    """The store's tokenizer, checked against the hash its timeline recorded when it was trained."""
+    tokenizer = load_tokenizer(store, layout.TOKENIZER)
+    timeline, _ = load_timeline(store)
+    if timeline is not None and timeline.tokenizer and tokenizer_sha256(tokenizer) != timeline.tokenizer:
+        raise TokenizerError(
+            f"the tokenizer in {store.url_of(layout.TOKENIZER)} is not the one this timeline was trained with "
+            f"(sha256 {tokenizer_sha256(tokenizer)[:16]}…, timeline.json says {timeline.tokenizer[:16]}…): "
+            "restore the original tokenizer/ folder"
+        )
+    return tokenizer
 
 
 def unreleased_versions(timeline: Timeline) -> list[int]:

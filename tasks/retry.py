@@ -32,6 +32,9 @@ from prefect.cache_policies import NONE
 from lrpath_core.checkpoint import CheckpointError
 from lrpath_core.storage import StoreError
 from lrpath_core.tokenizer import TokenizerError
+from tasks import user_errors
+
+user_errors.install()  # every task module imports this one: user errors log without a traceback
 
 STORAGE_RETRY_DELAYS = [2, 5, 15]
 """Seconds between tries: backoff over ~20 s (plus botocore's own retries) before a storage task gives up."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -21,6 +23,29 @@ from lrpath_core.storage import Store  # noqa: E402
 from lrpath_core.timeline_store import require_timeline, save_config  # noqa: E402
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
+LRPATH = str(Path(sys.executable).with_name("lrpath"))
+SLOW_PUBLISH = """
+import sys, time
+import lrpath_core.publish as publish
+claim = publish.claim_revision
+def slow_claim(*args, **kwargs):  # widen the window between choosing a revision and registering it
+    revision = claim(*args, **kwargs)
+    time.sleep(6)
+    return revision
+publish.claim_revision = slow_claim
+from flows.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def prefect_files() -> list[Path]:
+    """Prefect's database and any other file of its home (artifacts and logs live in the database)."""
+    from prefect.settings import PREFECT_HOME
+
+    home = Path(PREFECT_HOME.value())
+    files = [f for f in home.rglob("*") if f.is_file()]
+    assert any(f.suffix == ".db" for f in files), f"no Prefect database under {home}"
+    return files
 
 
 def test_whole_timeline_on_s3_then_from_pretrained(
@@ -61,8 +86,34 @@ def test_whole_timeline_on_s3_then_from_pretrained(
         assert torch.isfinite(loss)
         assert store.exists(f"checkpoints/main/step-{timeline.version(2).cumulative_steps:08d}/manifest.json")
 
-        # the credential appears in no stored object, log line or artifact
+        # two re-runs of one version's branch at once, in two processes: both publish, one after the
+        # other (the version's publish lease), each under its own revision; every revision verifies
+        env = {**os.environ, **servers.s3_env(endpoint), "AWS_SECRET_ACCESS_KEY": secret}
+        reruns = [
+            subprocess.Popen(
+                [sys.executable, "-c", SLOW_PUBLISH, "rerun-branch", "1", "--decay", decay, "--store", store.url],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for decay in ("linear", "1-sqrt")
+        ]
+        outputs = [proc.communicate(timeout=600) for proc in reruns]
+        assert [proc.returncode for proc in reruns] == [0, 0], [err[-3000:] for _, err in outputs]
+        revisions = read_index(store).revisions(1)
+        assert sorted((r.revision, r.decay) for r in revisions)[0] == (1, "cosine")
+        assert {r.decay for r in revisions[1:]} == {"linear", "1-sqrt"} and len(revisions) == 3
+        verify = subprocess.run(
+            [LRPATH, "verify", "--store", store.url], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+        assert "4 of 4 published revision(s) verified" in verify.stdout
+
+        # the credential appears in no stored object, log line, Prefect database or artifact
         leaks = [rel for rel in store.walk_files("") if secret.encode() in store.read_bytes(rel)]
         assert leaks == []
         captured = capfd.readouterr()
         assert secret not in captured.out and secret not in captured.err
+        assert all(secret not in out + err for out, err in outputs)
+        assert not any(secret.encode() in f.read_bytes() for f in prefect_files())

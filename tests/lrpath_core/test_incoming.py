@@ -54,15 +54,61 @@ def test_stage_incoming_copies_shards_and_marks_them_ready_last(tmp_path, store)
     source.mkdir()
     for name in ("b.jsonl", "a.txt", "notes.md", ".hidden.txt"):
         (source / name).write_text('{"text": "x"}\n')
-    url = stage_incoming(store, str(source))
+    url = stage_incoming(store, str(source)).url
     assert url == store.url_of(layout.incoming_dir("mydata"))
     assert store.ls(layout.incoming_dir("mydata")) == ["_READY", "a.txt", "b.jsonl"]
     assert store.read_text(layout.incoming_file("mydata", layout.READY_MARKER)) == "a.txt\nb.jsonl\n"
     assert ready_folders(store) == ["mydata"]
+    again = stage_incoming(store, str(source))
+    assert again.url == url and again.already_staged, "a ready drop is not copied again"
     (source / "a.txt").write_text("changed\n")
-    assert stage_incoming(store, str(source)) == url, "a ready drop is not copied again"
+    with pytest.raises(StoreError, match="already holds other content under the name 'mydata'") as refused:
+        stage_incoming(store, str(source))
+    assert again.data_sha256[:16] in str(refused.value)
     assert store.read_text(layout.incoming_file("mydata", "a.txt")) == '{"text": "x"}\n'
     with pytest.raises(StoreError, match="holds no .txt, .jsonl or .parquet shards"):
         stage_incoming(store, str(tmp_path / "store"))
     with pytest.raises(StoreError, match="is not a folder"):
         stage_incoming(store, str(source / "a.txt"))
+
+
+@pytest.mark.parametrize("name", ["../models/v1/r1", "../../x", "a/b", ".", "..", "v 1"])
+def test_a_drop_name_that_could_escape_is_refused_before_anything_is_written(tmp_path, store, name) -> None:
+    source = tmp_path / "data"
+    source.mkdir()
+    (source / "a.txt").write_text("some words\n")
+    with pytest.raises(layout.BadNameError, match="is not allowed"):
+        stage_incoming(store, str(source), name)
+    assert not (tmp_path / "store").exists() or list((tmp_path / "store").rglob("*")) == []
+    assert not (tmp_path / "x").exists() and not (tmp_path / "models").exists()
+
+
+def test_every_file_not_staged_is_named_with_its_reason(tmp_path, store) -> None:
+    source = tmp_path / "drop"
+    (source / "sub").mkdir(parents=True)
+    (source / "a.txt").write_text("first words\n")
+    (source / "copy.txt").write_text("first words\n")
+    (source / "b.jsonl").write_text('{"text": "first words"}\n')
+    (source / "notes.md").write_text("# readme\n")
+    (tmp_path / "elsewhere.txt").write_text("linked words\n")
+    (source / "link.txt").symlink_to(tmp_path / "elsewhere.txt")
+    drop = stage_incoming(store, str(source))
+    assert drop.shards == ["a.txt", "b.jsonl"]
+    reasons = dict(line.split(": ", 1) for line in drop.skipped + drop.duplicates)
+    assert reasons.keys() == {"link.txt", "notes.md", "sub", "copy.txt"}
+    assert "symbolic link" in reasons["link.txt"] and "sub-folder" in reasons["sub"]
+    assert reasons["copy.txt"] == "same content as a.txt (stored once)"
+    assert store.ls(layout.incoming_dir("drop")) == ["_READY", "a.txt", "b.jsonl"]
+
+
+def test_a_held_drop_takes_new_files_and_loses_its_hold(tmp_path, store) -> None:
+    source = tmp_path / "v2"
+    source.mkdir()
+    (source / "a.txt").write_text("words\n")
+    stage_incoming(store, str(source))
+    hold(store, "v2", [])
+    (source / "a.txt").write_text("fixed words\n")
+    drop = stage_incoming(store, str(source))
+    assert not drop.already_staged
+    assert store.read_text(layout.incoming_file("v2", "a.txt")) == "fixed words\n"
+    assert ready_folders(store) == ["v2"]

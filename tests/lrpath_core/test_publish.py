@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from publish_support import checkpoint_rel, hashes, local_copy, publish  # noqa: E402
 
 from lrpath_core.checkpoint import CheckpointError  # noqa: E402
-from lrpath_core.layout import MODEL_INDEX, MODEL_STAGING  # noqa: E402
+from lrpath_core.layout import MODEL_INDEX, MODEL_STAGING, revision_claim  # noqa: E402
 from lrpath_core.lineage import Lineage  # noqa: E402
 from lrpath_core.model_index import read_index  # noqa: E402
 from lrpath_core.publish import PublishError, publish_version  # noqa: E402
@@ -98,7 +98,7 @@ def test_crash_mid_publish_leaves_nothing_visible(store, tiny_run, monkeypatch):
     with pytest.raises(RuntimeError, match="simulated crash"):
         publish(store, tiny_run)
     partial = store.ls("models/v1/r1")
-    assert len(partial) == 2 and CHECKSUMS not in partial
+    assert len(partial) == 2 and CHECKSUMS not in partial and store.exists(revision_claim(1, 1))
     assert read_index(store).revisions(1) == []
     assert not store.exists(MODEL_INDEX) or "1" not in store.read_json(MODEL_INDEX)["versions"]
     with pytest.raises(PublishError, match="version 1 revision 1 is not published"):
@@ -107,9 +107,9 @@ def test_crash_mid_publish_leaves_nothing_visible(store, tiny_run, monkeypatch):
 
     monkeypatch.setattr(Store, "place", original)
     release = publish(store, tiny_run)
-    # local: the lock proves the leftover dead, so r1 is reused; object store: a fresh leftover may
-    # be a live publish's copy, so it is skipped until STALE_AFTER_S
-    assert release.revision == (1 if store.is_local else 2)
+    # the version's lease proves the leftover dead on every store kind, and its claim names this
+    # very publish: the same revision is resumed, no number is skipped
+    assert release.revision == 1
     verify_published(store, 1, release.revision)
     assert [r.revision for r in read_index(store).revisions(1)] == [release.revision]
 
