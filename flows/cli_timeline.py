@@ -23,14 +23,17 @@ def _config_for(store: Store, config_path: str | None) -> ProjectConfig:
     return store_config(store, load_config(config_path) if config_path else None)
 
 
-def _open_store(url: str, config_path: str | None) -> Store:
-    """A reachable store whose config is saved (a new store takes ``--config`` or the defaults)."""
+def _open_store(url: str, config_path: str | None, save: bool = True) -> tuple[Store, ProjectConfig]:
+    """A reachable store and its config (a new store takes ``--config`` or the defaults, saved
+    unless ``save`` is off); a bad or different ``--config`` is refused before anything is written."""
     from lrpath_core.timeline_store import save_config
 
     store = Store(url)
     store.check_reachable()
-    save_config(store, _config_for(store, config_path))
-    return store
+    project = _config_for(store, config_path)
+    if save:
+        save_config(store, project)
+    return store, project
 
 
 def data_gcide(
@@ -54,9 +57,11 @@ def ingest(
 ) -> None:
     """Add a version's shards to the store's incoming/ folder."""
     from lrpath_core.incoming import stage_incoming
+    from lrpath_core.timeline_store import save_config
 
-    opened = _open_store(store, config)
+    opened, project = _open_store(store, config, save=False)
     drop = stage_incoming(opened, path, name)
+    save_config(opened, project)
     done = "already staged" if drop.already_staged else "staged"
     print(f"{done} {path} as {drop.url} ({len(drop.shards)} shard(s), data sha256 {drop.data_sha256[:16]}…)")
     for line in drop.skipped + drop.duplicates:
@@ -69,7 +74,7 @@ def update(config: str | None = config_file_option(), store: str = store_option(
     """Run the version-update flow: ingest, main path, branch, evaluate, publish."""
     from flows.version_update import version_update
 
-    opened = _open_store(store, config)
+    opened, _ = _open_store(store, config)
     version_update(store=opened.url)
     status(json_out=False, store=opened.url)
 
@@ -175,7 +180,7 @@ def demo(
     from lrpath_core.demo import demo_versions
     from lrpath_core.incoming import stage_incoming
 
-    opened = _open_store(store, config)
+    opened, _ = _open_store(store, config)
     for folder in demo_versions(os.path.abspath(data_dir), versions, quick, synthetic):
         print(f"lrpath demo: new data arrived: {stage_incoming(opened, folder).url}")
         version_update(store=opened.url)

@@ -39,14 +39,13 @@ def version_update(
     ``sources`` are version folders to ingest now (in order); with ``scan_incoming`` the store's
     complete ``incoming/`` folders are ingested too. Re-running after a crash resumes: finished
     steps are read from ``timeline.json``, a half-done segment from its newest checkpoint. Two
-    updates of one local store run one after the other (a file lock; deployment runs are also
-    limited to one at a time by the deployment's concurrency limit).
+    updates of one store run one after the other (a lease on every store kind; deployment runs
+    are also limited to one at a time by the deployment's concurrency limit).
     """
     logger = get_run_logger()
     store_obj = Store(store or default_store())
     store_obj.check_reachable()
-    fallback = load_config(config_path) if config_path else None
-    config = store_config(store_obj, fallback)
+    config = store_config(store_obj, load_config(config_path) if config_path else None)
 
     def waiting(holder: str) -> None:
         logger.info(

@@ -170,7 +170,8 @@ def _path_switching_timeline(
     for plan in setup.plans:
         _copy_token_cache(source, store, plan.version)
     # the store's saved config: a later call with another branch shape keeps the timeline's hash
-    ps_config = store_config(store, config.model_copy(update={"store": store.url}))
+    saved = store.exists(layout.CONFIG)
+    ps_config = store_config(store) if saved else config.model_copy(update={"store": store.url})
     timeline, _ = load_timeline(store)
     known = len(timeline.versions) if timeline else 0
     for number, url in enumerate(setup.sources, start=1):

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from lrpath_core import layout
-from lrpath_core.config import DecayShape, ProjectConfig, load_config
+from lrpath_core.config import DecayShape, ProjectConfig, changed_fields, load_config
 from lrpath_core.errors import LrpathError
 from lrpath_core.ingest import ingest_data, steps_of
 from lrpath_core.model_presets import PRESETS
@@ -176,19 +176,8 @@ def _check_guard(root: Store, data: str, config: ProjectConfig) -> None:
             f"{root.url} compares the data of {saved.get('data')}, not {data}: use another --out for other data"
         )
     if saved.get("settings_hash") != wanted["settings_hash"]:
-        changed = _changed_keys(saved.get("settings", {}), wanted["settings"])
+        changed = changed_fields(saved.get("settings", {}), wanted["settings"])
         raise CompareError(
             f"{root.url} was made with other settings ({', '.join(changed[:3]) or 'unknown'}); only alpha "
             "and decay may change between runs in one folder: use another --out"
         )
-
-
-def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    keys = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            keys += _changed_keys(a, b, f"{prefix}{key}.")
-        elif a != b:
-            keys.append(f"{prefix}{key}: {a} -> {b}")
-    return keys

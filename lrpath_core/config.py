@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -149,6 +149,18 @@ def field_info(dotted: str, model: type[BaseModel] = ProjectConfig) -> FieldInfo
             raise KeyError(f"{dotted}: {name} is not a section")
         model = annotation
     return model.model_fields[leaf]
+
+
+def changed_fields(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """``field.path: old -> new`` for every field that differs between two dumped configs."""
+    keys = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += changed_fields(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key}: {a} -> {b}")
+    return keys
 
 
 def format_validation_error(exc: ValidationError, prefix: str = "") -> str:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lrpath_core import layout
-from lrpath_core.config import ProjectConfig
+from lrpath_core.config import ConfigError, ProjectConfig, changed_fields
 from lrpath_core.storage import StaleStateError, Store
 from lrpath_core.timeline import Timeline, TimelineError
 from lrpath_core.tokenizer import TokenizerError, load_tokenizer, tokenizer_sha256
@@ -49,17 +49,29 @@ def require_timeline(store: Store) -> Timeline:
     return timeline
 
 
-def store_config(store: Store, fallback: ProjectConfig | None = None) -> ProjectConfig:
-    """The configuration a store's timeline was started with (saved at its first ingest).
+def store_config(store: Store, given: ProjectConfig | None = None) -> ProjectConfig:
+    """The configuration a store's timeline was started with (saved when the store was opened first).
 
     Later runs (a deployment triggered by an event, a re-run) read it from the store, so every
-    version of a timeline trains with the same settings.
+    version of a timeline trains with the same settings. A ``given`` config (``--config``) starts
+    a new store; on an existing store it must match the saved one (``store`` and
+    ``checkpoint_every`` aside), else the differing fields are named.
     """
-    if store.exists(layout.CONFIG):
-        saved = ProjectConfig.model_validate(store.read_json(layout.CONFIG))
-        return saved.model_copy(update={"store": store.url})
-    config = fallback or ProjectConfig()
-    return config.model_copy(update={"store": store.url})
+    if not store.exists(layout.CONFIG):
+        return (given or ProjectConfig()).model_copy(update={"store": store.url})
+    saved = ProjectConfig.model_validate(store.read_json(layout.CONFIG)).model_copy(
+        update={"store": store.url}
+    )
+    if given is not None and given.training_hash() != saved.training_hash():
+        ignore = {"store", "checkpoint_every"}
+        changed = changed_fields(
+            saved.model_dump(mode="json", exclude=ignore), given.model_dump(mode="json", exclude=ignore)
+        )
+        raise ConfigError(
+            f"{store.url_of(layout.CONFIG)} was started with other settings ({'; '.join(changed)}): a timeline keeps "
+            "its configuration; drop --config, or use a new store for the new settings"
+        )
+    return saved
 
 
 def save_config(store: Store, config: ProjectConfig) -> None:

@@ -29,8 +29,29 @@ def prepared_store(root: Path, source: str, make_config) -> Store:
     return store
 
 
-def update(store: Store) -> subprocess.Popen:
-    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "OMP_NUM_THREADS": "1"}
+STEP_COUNTER = """
+import os
+import lrpath_core.train_step as module
+step = module.train_step
+def counted(*args, **kwargs):  # one line per optimizer step this process runs, whatever the segment
+    with open(os.environ["LRPATH_TEST_STEP_LOG"], "a") as log:
+        log.write(f"{os.getpid()}\\n")
+    return step(*args, **kwargs)
+module.train_step = counted
+"""
+
+
+def count_steps_in(env: dict[str, str], folder: Path) -> Path:
+    """Make every ``lrpath`` started with ``env`` log each optimizer step it runs to a file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(STEP_COUNTER)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(folder), env.get("PYTHONPATH")]))
+    env["LRPATH_TEST_STEP_LOG"] = str(folder / "steps.log")
+    return folder / "steps.log"
+
+
+def update(store: Store, env: dict[str, str] | None = None) -> subprocess.Popen:
+    env = {**os.environ, **(env or {}), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
         [LRPATH, "update", "--store", store.url],
         env=env,
@@ -101,14 +122,23 @@ def test_sigkill_anywhere_then_update_again_gives_the_same_release(
 
 def test_two_updates_at_once_are_serialized(tmp_path, synthetic_sources, make_config):
     store = prepared_store(tmp_path / "store", synthetic_sources[0], make_config)
-    first, second = update(store), update(store)
+    env: dict[str, str] = {}
+    step_log = count_steps_in(env, tmp_path / "counter")
+    first, second = update(store, env), update(store, env)
     outputs = [p.communicate(timeout=400)[0] for p in (first, second)]
     assert first.returncode == 0 and second.returncode == 0, "\n".join(o[-2000:] for o in outputs)
-    assert any("waiting for it to finish" in o for o in outputs)
+    assert any("another version update" in o and "waiting" in o for o in outputs)
     timeline = require_timeline(store)
     assert len(timeline.versions) == 1 and len(timeline.version(1).releases) == 1
     planned = paradigm_steps(timeline.plans())["path_switching"]
-    assert timeline.steps_run.main + timeline.steps_run.branch == planned, "no step may run twice"
+    assert timeline.steps_run.main + timeline.steps_run.branch == planned
+    executed = step_log.read_text().splitlines()
+    assert len(executed) == planned, (
+        f"{len(executed)} optimizer steps ran for {planned} planned: none may run twice"
+    )
+    assert len(set(executed)) == 1, (
+        "one of the two updates trained everything, the other waited and found it done"
+    )
     assert json.loads(store.read_text("timeline.json"))["generation"] >= 1
 
 

@@ -91,7 +91,17 @@ def test_whole_timeline_on_s3_then_from_pretrained(
         env = {**os.environ, **servers.s3_env(endpoint), "AWS_SECRET_ACCESS_KEY": secret}
         reruns = [
             subprocess.Popen(
-                [sys.executable, "-c", SLOW_PUBLISH, "rerun-branch", "1", "--decay", decay, "--store", store.url],
+                [
+                    sys.executable,
+                    "-c",
+                    SLOW_PUBLISH,
+                    "rerun-branch",
+                    "1",
+                    "--decay",
+                    decay,
+                    "--store",
+                    store.url,
+                ],
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

@@ -12,6 +12,7 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -216,6 +217,10 @@ def test_outage_during_a_checkpoint_write_fails_clearly_then_a_rerun_completes(
     assert f"(try {STORAGE_RETRIES + 1} of {STORAGE_RETRIES + 1})" in message
     assert len(tries) == STORAGE_RETRIES + 1  # the segment was retried, then the task gave up
     assert checkpoint_files[0].endswith("/config.json")
+    # with the store reachable again, nothing of the failed run lingers on and writes: what is
+    # stored now is exactly what was stored when the outage began
+    proxy.restore()
+    time.sleep(2)
     after_failure = objects(moto_endpoint, bucket)
     assert after_failure == at_cut  # the failed tries neither removed, changed nor added anything
     assert kept(before_run, after_failure) == []
@@ -224,7 +229,6 @@ def test_outage_during_a_checkpoint_write_fails_clearly_then_a_rerun_completes(
     assert f"timeline/{half}/config.json" in after_failure
     assert f"timeline/{half}/manifest.json" not in after_failure
 
-    proxy.restore()
     result = version_update(store=store.url)
 
     assert result["released"] == [1]
