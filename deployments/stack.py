@@ -17,10 +17,11 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from deployments import api
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 POOLS = {"lrpath-cpu": None, "lrpath-gpu": 1}
@@ -46,6 +47,8 @@ class Stack:
     store: str
     processes: list[subprocess.Popen] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
+    server_env: dict[str, str] = field(default_factory=dict)
+    """Only the server's environment (e.g. the database URL, which may hold a password)."""
 
     @property
     def api_url(self) -> str:
@@ -96,14 +99,14 @@ class Stack:
             json.dumps(payload),
         )
 
-    def _spawn(self, name: str, *args: str) -> subprocess.Popen:
+    def _spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         self.home.mkdir(parents=True, exist_ok=True)
         log = self.home / f"{name}.log"
         self.logs.append(log)
         handle = open(log, "ab")  # noqa: SIM115 - lives as long as the process
         proc = subprocess.Popen(
             [prefect_bin(), *args],
-            env=self.env(),
+            env=self.env(**(env or {})),
             cwd=PROJECT_DIR,
             stdout=handle,
             stderr=subprocess.STDOUT,
@@ -113,16 +116,16 @@ class Stack:
         return proc
 
     def start_server(self, timeout: float = 90) -> None:
-        self._spawn("server", "server", "start", "--host", "127.0.0.1", "--port", str(self.port))
+        self._spawn(
+            "server", "server", "start", "--host", "127.0.0.1", "--port", str(self.port), env=self.server_env
+        )
         self.wait_healthy(timeout)
 
     def wait_healthy(self, timeout: float) -> None:
         deadline = time.time() + timeout
         while time.time() < deadline:
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        return
+            if api.healthy(self.api_url):
+                return
             if any(p.poll() is not None for p in self.processes[:1]):
                 break
             time.sleep(0.5)
@@ -130,13 +133,19 @@ class Stack:
             f"Prefect server on port {self.port} did not come up; see {self.home / 'server.log'}"
         )
 
-    def create_pools(self) -> None:
+    def create_pools(self, gpu_limit: int = GPU_LIMIT[1], only_missing: bool = False) -> list[str]:
+        """The work pools, the ``gpu`` limit and the ``lrpath_store`` variable; returns what changed."""
+        changed = []
         for pool in POOLS:
+            if only_missing and api.exists(self.api_url, f"/work_pools/{pool}"):
+                continue
             self.run("work-pool", "create", pool, "--type", "process", "--overwrite")
-        name, limit = GPU_LIMIT
-        created = self.run("global-concurrency-limit", "create", name, "--limit", str(limit), check=False)
-        if created.returncode != 0:
-            self.run("global-concurrency-limit", "update", name, "--limit", str(limit))
+            changed.append(f"work pool {pool}")
+        if api.ensure_limit(self.api_url, GPU_LIMIT[0], gpu_limit):
+            changed.append(f"concurrency limit {GPU_LIMIT[0]}={gpu_limit}")
+        if api.ensure_variable(self.api_url, api.STORE_VARIABLE, self.store):
+            changed.append(f"variable {api.STORE_VARIABLE}")
+        return changed
 
     def deploy(self, names: list[str] | None = None) -> str:
         """``prefect deploy`` of every deployment in prefect.yaml, or of the named ones."""

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import typer
 
-from flows import cli_compare, cli_timeline
+from flows import cli_compare, cli_server, cli_timeline
 from flows.cli_options import UsageError, config_option
 from lrpath_core.config import DecayShape
 from lrpath_core.errors import LrpathError
@@ -55,6 +55,9 @@ def plan(
     decay: DecayShape = config_option("paradigm.decay"),
     lr_max: float = config_option("optimizer.lr_max"),
     lr_min: float = config_option("optimizer.lr_min"),
+    retain_every: int = config_option("paradigm.retain_every"),
+    model: str = config_option("model.preset", "--model"),
+    vocab: int = config_option("data.vocab_size", "--vocab"),
     json_out: bool = typer.Option(False, "--json", help="print exactly one JSON object"),
     lr_csv: str | None = typer.Option(None, help="write every step's LR of every path to this CSV"),
     plot: str | None = typer.Option(None, help="draw the three paradigms' LR paths to this PNG"),
@@ -71,6 +74,9 @@ def plan(
         decay=decay,
         lr_max=lr_max,
         lr_min=lr_min,
+        retain_every=retain_every,
+        model_preset=model,
+        vocab_size=vocab,
     )
     report = make_plan(request)
     if lr_csv:
@@ -88,6 +94,7 @@ def plan(
 
 
 app.add_typer(data_app, name="data")
+app.add_typer(cli_server.server_app, name="server")
 data_app.command("gcide")(cli_timeline.data_gcide)
 for command in (
     cli_timeline.ingest,
@@ -98,6 +105,7 @@ for command in (
     cli_timeline.verify,
     cli_timeline.demo,
     cli_compare.compare,
+    __import__("flows.relay").relay.relay,
 ):
     app.command(command.__name__.replace("_", "-"))(command)
 

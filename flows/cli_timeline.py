@@ -70,12 +70,42 @@ def ingest(
         update(config=config, store=opened.url)
 
 
-def update(config: str | None = config_file_option(), store: str = store_option()) -> None:
-    """Run the version-update flow: ingest, main path, branch, evaluate, publish."""
-    from flows.version_update import version_update
+def _on_server(local: bool) -> bool:
+    from prefect.settings import PREFECT_API_URL
 
+    return not local and bool(PREFECT_API_URL.value())
+
+
+def _run_on_server(deployment: str, parameters: dict) -> None:
+    """Run a deployment of prefect.yaml and follow it; a run that does not complete exits 1."""
+    import sys
+
+    from deployments.remote import failure_line, run_and_follow
+
+    run = run_and_follow(deployment, {k: v for k, v in parameters.items() if v is not None})
+    problem = failure_line(run)
+    if problem:
+        print(f"lrpath: error: {problem}", file=sys.stderr)
+        raise typer.Exit(1)
+
+
+def update(
+    config: str | None = config_file_option(),
+    local: bool = typer.Option(False, "--local", help="run in this process even when PREFECT_API_URL is set"),
+    store: str = store_option(),
+) -> None:
+    """Run the version-update flow: ingest, main path, branch, evaluate, publish.
+
+    With ``PREFECT_API_URL`` set it runs as the server's ``version-update`` deployment (a worker
+    runs it) and follows the run; ``--local`` runs it here.
+    """
     opened, _ = _open_store(store, config)
-    version_update(store=opened.url)
+    if _on_server(local):
+        _run_on_server("version-update/version-update", {"store": opened.url})
+    else:
+        from flows.version_update import version_update
+
+        version_update(store=opened.url)
     status(json_out=False, store=opened.url)
 
 
@@ -155,14 +185,24 @@ def rerun_branch(
     version: int = typer.Argument(..., min=1, help="the version whose branch runs again"),
     decay: DecayShape | None = typer.Option(None, help="branch decay shape (default: the timeline's)"),
     alpha: float | None = typer.Option(None, help="decay ratio of this branch (default: the timeline's)"),
+    local: bool = typer.Option(False, "--local", help="run in this process even when PREFECT_API_URL is set"),
     store: str = store_option(),
 ) -> None:
-    """One version's branch again from its fork checkpoint: a new revision, main path untouched."""
-    from flows.rerun_branch import rerun_branch as rerun_branch_flow
+    """One version's branch again from its fork checkpoint: a new revision, main path untouched.
+
+    With ``PREFECT_API_URL`` set it runs as the server's ``rerun-branch`` deployment.
+    """
     from lrpath_core.pipeline import branch_plan
 
     opened = Store(store)
     branch_plan(opened, version, alpha)  # user errors surface here as one line, before Prefect starts
+    if _on_server(local):
+        parameters = {"version": version, "store": opened.url, "decay": decay, "alpha": alpha}
+        _run_on_server("rerun-branch/rerun-branch", parameters)
+        print(f"published a new revision of v{version}: see `lrpath status --store {opened.url}`")
+        return
+    from flows.rerun_branch import rerun_branch as rerun_branch_flow
+
     published = rerun_branch_flow(version=version, store=opened.url, decay=decay, alpha=alpha)
     print(f"published v{version} revision {published.revision} at {published.url}")
 

@@ -27,13 +27,14 @@ def gpu_slot():
     """Hold the ``gpu`` global concurrency slot while training.
 
     On the ephemeral API (no ``PREFECT_API_URL``: the demo, tests) there is no limit to hold and
-    Prefect would only warn; a server deployment creates the limit (``deployments/setup.sh``).
+    Prefect would only warn. On a server the limit must exist (``lrpath server up`` creates it):
+    ``strict=True`` makes a missing limit an error instead of silently meaning "no limit".
     """
     from prefect.settings import PREFECT_API_URL
 
     if not PREFECT_API_URL.value():
         return contextlib.nullcontext()
-    return concurrency(GPU_SLOT, occupy=1)
+    return concurrency(GPU_SLOT, occupy=1, strict=True)
 
 
 @storage_task("extend-main", "main-v{version}-to-{to}")
