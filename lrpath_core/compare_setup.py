@@ -135,7 +135,7 @@ def prepare_comparison(
         for number, source in enumerate(sources, start=1)
     ]
     warmup = config.optimizer.warmup_steps
-    plans = plan_versions(deltas, config.paradigm.alpha, warmup)
+    plans = plan_versions(deltas, config.paradigm.alpha, warmup, retain_every=config.paradigm.retain_every)
     short = [p.version for p in plans if p.delta_steps <= warmup]
     if short:
         raise CompareError(

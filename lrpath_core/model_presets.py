@@ -25,6 +25,17 @@ class ModelShape:
             )
 
 
+def parameter_count(shape: ModelShape, vocab_size: int) -> int:
+    """Every parameter of the Llama model ``lrpath_core.model`` builds (untied head, MHA, RMSNorm)."""
+    d, ff = shape.hidden_size, shape.intermediate_size
+    per_layer = 4 * d * d + 3 * d * ff + 2 * d
+    return 2 * vocab_size * d + shape.num_layers * per_layer + d
+
+
+CHECKPOINT_BYTES_PER_PARAMETER = 12
+"""fp32 weights plus AdamW's two fp32 moments: what a main-path checkpoint stores per parameter."""
+
+
 @dataclass(frozen=True)
 class ModelPreset:
     sizes: ModelShape

@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from lrpath_core import layout
-from lrpath_core.checkpoint import read_manifest
+from lrpath_core.checkpoint import list_checkpoints, read_manifest
 from lrpath_core.config import DecayShape, ProjectConfig
 from lrpath_core.evaluate import Perplexity, appl, evaluate_checkpoint
 from lrpath_core.ingest import add_version
@@ -32,6 +32,7 @@ from lrpath_core.timeline import (
     TimelineError,
     VersionRecord,
     branch_length,
+    retained_checkpoints,
 )
 from lrpath_core.timeline_store import load_project_tokenizer, require_timeline, update_timeline
 from lrpath_core.train import ProgressFn, run_segment
@@ -69,11 +70,12 @@ def segment_spec(
     lr_path: LRPath,
     version: int,
     progress_bar: bool = False,
+    save_at: list[int] | None = None,
     order: Literal["within_version", "global"] = "within_version",
     init_optimizer: bool = True,
     config_hash: str | None = None,
 ) -> SegmentSpec:
-    """A segment over D_1..D_version, kept at its end step.
+    """A segment over D_1..D_version, kept at its end step (and at ``save_at``).
 
     Path switching plays the versions in stream order and carries the optimizer state; the
     baselines of a comparison choose their order (PTFS: global shuffle) and start a fresh AdamW.
@@ -85,7 +87,7 @@ def segment_spec(
         start_step=start,
         end_step=end,
         lr_path=lr_path,
-        save_at=[end],
+        save_at=save_at or [end],
         checkpoint_every=config.checkpoint_every,
         data=DataSpec(
             versions=list(range(1, version + 1)),
@@ -116,15 +118,15 @@ def extend_main(
     never from a branch.
     """
     record = require_timeline(store).version(version)
-    target = record.fork_step if to == "fork" else record.cumulative_steps
     existing = record.fork_checkpoint if to == "fork" else record.version_end_checkpoint
     if existing is not None:
         return existing
-    start = record.cumulative_steps - record.delta_steps if to == "fork" else record.fork_step
-    if target == 0 or (to == "fork" and target == start):
-        ref = _ref(store, layout.main_checkpoint(start), start) if start > 0 else None
-        if ref is None:
+    previous, fork = record.previous_cumulative_steps, record.fork_step
+    start, target = (previous, fork) if to == "fork" else (max(fork, previous), record.cumulative_steps)
+    if target <= start:  # the fork is a checkpoint the main path keeps already (S_{i-1}, or retained earlier)
+        if target == 0:
             raise TimelineError(f"version {version} forks at step 0: no main-path checkpoint can exist there")
+        ref = _existing_main(store, target, version)
     else:
         init = layout.main_checkpoint(start) if start > 0 else None
         if init is not None and read_manifest(store, init, verify=False, missing_ok=True) is None:
@@ -132,8 +134,19 @@ def extend_main(
                 f"main-path checkpoint {store.url_of(init)} is missing: run the update for version "
                 f"{version - 1 if to == 'fork' else version} first"
             )
+        # the tail keeps the retention window's checkpoints, where later versions may fork
+        keep = sorted({s for s in record.retained_steps if start < s < target} | {target})
         spec = segment_spec(
-            store, config, layout.MAIN_RUN, init, start, target, main_lr_path(config), version, progress_bar
+            store,
+            config,
+            layout.MAIN_RUN,
+            init,
+            start,
+            target,
+            main_lr_path(config),
+            version,
+            progress_bar,
+            keep,
         )
         ref = run_segment(store, spec, progress).checkpoints[target]
         _count_steps(store, "main", spec)
@@ -148,13 +161,29 @@ def extend_main(
             rec.version_end_checkpoint = ref
         return timeline
 
-    update_timeline(store, record_ref)
+    timeline = update_timeline(store, record_ref)
+    if to == "end" and timeline.retain_every is not None:
+        _prune_main_path(store, timeline)
     return ref
 
 
-def _ref(store: Store, rel: str, step: int) -> CheckpointRef:
-    found = read_manifest(store, rel, verify=False)
-    return CheckpointRef(url=store.url_of(rel), step=step, sha256=found[1] if found else None)
+def _prune_main_path(store: Store, timeline: Timeline) -> None:
+    """Remove main-path checkpoints no later fork can need (forks and version ends always stay)."""
+    keep = set(retained_checkpoints(timeline.plans()))
+    for step in list_checkpoints(store, layout.MAIN_RUN):
+        if step not in keep and step < max(keep):
+            store.remove(layout.main_checkpoint(step), recursive=True)
+
+
+def _existing_main(store: Store, step: int, version: int) -> CheckpointRef:
+    rel = layout.main_checkpoint(step)
+    found = read_manifest(store, rel, verify=False, missing_ok=True)
+    if found is None:
+        raise TimelineError(
+            f"version {version} forks at the retained main-path checkpoint {store.url_of(rel)}, which is "
+            "missing: restore it (a store from before retention windows keeps none inside earlier data)"
+        )
+    return CheckpointRef(url=store.url_of(rel), step=step, sha256=found[1])
 
 
 def segment_key(path: Literal["main", "branch"], run: str, start: int, end: int) -> str:
@@ -183,26 +212,31 @@ def _count_steps(store: Store, path: Literal["main", "branch"], spec: SegmentSpe
 
 
 def branch_plan(store: Store, version: int, alpha: float | None = None) -> tuple[int, int]:
-    """``(fork step, branch steps)`` of a branch of ``version`` with ``alpha``, refused early when
-    the main path kept no checkpoint at that fork (it keeps them at fork points and version ends)."""
+    """``(fork step, branch steps)`` of a branch of ``version`` with ``alpha``: the timeline's own
+    branch, or for another α the newest kept main-path checkpoint at or before ``S_i − ceil(α·S_i)``
+    (the branch is never shorter than ``ceil(α·S_i)``); refused early when there is none."""
     timeline = require_timeline(store)
     record = timeline.version(version)
     if alpha is None or alpha == timeline.alpha:
-        fork, branch_steps = record.fork_step, record.branch_steps
-    else:
-        if not 0 < alpha < 1:
-            raise TimelineError(f"alpha must be strictly between 0 and 1, got {alpha}")
-        branch_steps = min(branch_length(alpha, record.cumulative_steps), record.delta_steps)
-        fork = record.cumulative_steps - branch_steps
-    fork_rel = layout.main_checkpoint(fork)
-    if read_manifest(store, fork_rel, verify=False, missing_ok=True) is None:
-        kept = sorted({s for v in timeline.versions for s in (v.fork_step, v.cumulative_steps)})
+        fork, end = record.fork_step, record.cumulative_steps
+        if read_manifest(store, layout.main_checkpoint(fork), verify=False, missing_ok=True) is None:
+            raise TimelineError(
+                f"no main-path checkpoint at step {fork} ({store.url_of(layout.main_checkpoint(fork))}) to fork "
+                f"version {version}'s branch from: run the update for version {version} first"
+            )
+        return fork, record.branch_steps
+    if not 0 < alpha < 1:
+        raise TimelineError(f"alpha must be strictly between 0 and 1, got {alpha}")
+    end = record.cumulative_steps
+    nominal = end - branch_length(alpha, end)
+    kept = list_checkpoints(store, layout.MAIN_RUN)
+    earlier = [s for s in kept if 0 < s <= nominal]
+    if not earlier:
         raise TimelineError(
-            f"no main-path checkpoint at step {fork} ({store.url_of(fork_rel)}) to fork version {version}'s "
-            f"branch from (alpha={alpha if alpha is not None else timeline.alpha}); the main path keeps "
-            f"checkpoints only at fork points and version ends (steps {', '.join(map(str, kept))})"
+            f"no main-path checkpoint at or before step {nominal} to fork version {version}'s branch from "
+            f"(alpha={alpha}); the main path keeps checkpoints at steps {', '.join(map(str, kept)) or 'none'}"
         )
-    return fork, branch_steps
+    return earlier[-1], end - earlier[-1]
 
 
 def branch(

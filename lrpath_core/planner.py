@@ -8,15 +8,18 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from lrpath_core.config import DecayShape, ProjectConfig
+from lrpath_core.model_presets import CHECKPOINT_BYTES_PER_PARAMETER, PRESETS, parameter_count
 from lrpath_core.timeline import (
     Paradigm,
     ParadigmCost,
     PlanError,
     VersionPlan,
+    branch_length,
     lr_paths,
     lr_rows,
     paradigm_costs,
     plan_versions,
+    retained_checkpoints,
 )
 
 
@@ -29,6 +32,9 @@ class PlanRequest(BaseModel):
     decay: DecayShape
     lr_max: float
     lr_min: float
+    retain_every: int
+    model_preset: str
+    vocab_size: int
 
     @classmethod
     def from_config(cls, delta_steps: list[int], config: ProjectConfig) -> PlanRequest:
@@ -38,6 +44,9 @@ class PlanRequest(BaseModel):
             alpha=config.paradigm.alpha,
             warmup_steps=o.warmup_steps,
             decay=config.paradigm.decay,
+            retain_every=config.paradigm.retain_every,
+            model_preset=config.model.preset,
+            vocab_size=config.data.vocab_size,
             lr_max=o.lr_max,
             lr_min=o.lr_min,
         )
@@ -57,20 +66,42 @@ class PlanReport(BaseModel):
             "warmup_steps": self.request.warmup_steps,
             "lr_max": self.request.lr_max,
             "lr_min": self.request.lr_min,
+            "retain_every": self.request.retain_every,
+            "retained_checkpoints": retained_checkpoints(self.versions),
+            "retained_checkpoint_bytes": self.retained_bytes(),
         }
+
+    def retained_bytes(self) -> int:
+        """Storage of the kept main-path checkpoints for the request's model preset and vocabulary."""
+        shape = PRESETS[self.request.model_preset].shape()
+        each = parameter_count(shape, self.request.vocab_size) * CHECKPOINT_BYTES_PER_PARAMETER
+        return each * len(retained_checkpoints(self.versions))
 
     def table(self) -> str:
         lines = [
             f"alpha={self.request.alpha}  decay={self.request.decay}  warmup={self.request.warmup_steps}  "
             f"lr_max={self.request.lr_max:g}  lr_min={self.request.lr_min:g}",
             "",
-            f"{'version':>7}  {'ΔT_i':>8}  {'S_i':>8}  {'B_i':>7}  {'fork step':>9}",
+            f"{'version':>7}  {'ΔT_i':>8}  {'S_i':>8}  {'⌈α·S_i⌉':>7}  {'B_i':>7}  {'fork step':>9}",
         ]
         for v in self.versions:
-            note = "  (clamped to S_{i-1}: α·S_i > ΔT_i)" if v.fork_clamped else ""
-            lines.append(
-                f"{v.version:>7}  {v.delta_steps:>8}  {v.cumulative_steps:>8}  {v.branch_steps:>7}  {v.fork_step:>9}{note}"
+            wanted = branch_length(self.request.alpha, v.cumulative_steps)
+            note = (
+                "  (fork inside earlier data: a retained checkpoint)"
+                if v.fork_step < v.previous_cumulative_steps
+                else ""
             )
+            lines.append(
+                f"{v.version:>7}  {v.delta_steps:>8}  {v.cumulative_steps:>8}  {wanted:>7}  {v.branch_steps:>7}  "
+                f"{v.fork_step:>9}{note}"
+            )
+        kept = retained_checkpoints(self.versions)
+        lines += [
+            "",
+            f"main-path checkpoints kept after the last version: {len(kept)}, "
+            f"{self.retained_bytes() / 2**30:.2f} GiB for model {self.request.model_preset} "
+            f"(steps {', '.join(map(str, kept))})",
+        ]
         lines += ["", f"{'paradigm':<15}  {'total steps':>11}  {'relative cost':>13}"]
         for name, cost in self.paradigms.items():
             lines.append(f"{name:<15}  {cost.total_steps:>11}  {cost.relative_cost:>13.4f}")
@@ -95,5 +126,7 @@ class PlanReport(BaseModel):
 def make_plan(request: PlanRequest) -> PlanReport:
     if request.lr_min > request.lr_max:
         raise PlanError(f"lr_min ({request.lr_min}) must be <= lr_max ({request.lr_max})")
-    versions = plan_versions(request.delta_steps, request.alpha, request.warmup_steps)
+    versions = plan_versions(
+        request.delta_steps, request.alpha, request.warmup_steps, retain_every=request.retain_every
+    )
     return PlanReport(request=request, versions=versions, paradigms=paradigm_costs(versions))

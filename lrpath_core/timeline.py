@@ -37,12 +37,15 @@ class VersionPlan(BaseModel):
     version: int = Field(ge=1)
     delta_steps: int = Field(ge=1)
     cumulative_steps: int = Field(ge=1)
-    branch_steps: int = Field(ge=1)
-    fork_step: int = Field(ge=0)
+    branch_steps: int = Field(ge=1, description="the branch's actual length: S_i − fork_step ≥ ceil(α·S_i)")
+    fork_step: int = Field(ge=0, description="the main-path checkpoint the branch starts from")
     fork_clamped: bool = Field(
         False,
-        description="α·S_i exceeded ΔT_i: the fork would fall inside an earlier version, whose main "
-        "segment has already run, so the branch forks at S_{i-1} instead and spans ΔT_i steps",
+        description="only in timelines from before retention windows: α·S_i exceeded ΔT_i and the branch "
+        "was forked at S_{i-1} instead, spanning ΔT_i steps (shorter than planned)",
+    )
+    retained_steps: tuple[int, ...] = Field(
+        (), description="main-path checkpoints this version's main segments keep for later forks"
     )
 
     @property
@@ -50,30 +53,52 @@ class VersionPlan(BaseModel):
         return self.cumulative_steps - self.delta_steps
 
 
-def plan_versions(delta_steps: list[int], alpha: float, warmup_steps: int = 0) -> list[VersionPlan]:
-    """Plan the versions of a timeline from each version's new-data steps."""
+def plan_versions(
+    delta_steps: list[int], alpha: float, warmup_steps: int = 0, *, retain_every: int | None
+) -> list[VersionPlan]:
+    """Plan the versions of a timeline from each version's new-data steps.
+
+    The branch of version i forks at ``S_i − ceil(α·S_i)``. When that step lies inside earlier data
+    (``ceil(α·S_i) > ΔT_i``: a large first version, then small updates) the main path has already
+    passed it; it keeps a retention window of checkpoints every ``retain_every`` steps over each
+    version's tail for exactly this case, and the branch forks at the retained checkpoint at or
+    just before the step, never shorter than ``ceil(α·S_i)``. Later forks never lie before this
+    version's fork (``S − ceil(α·S)`` grows with S), so a window from the fork to ``S_i`` is enough.
+    ``retain_every=None`` plans a timeline from before retention windows: such a fork is clamped
+    to ``S_{i−1}`` (a shorter branch), as those stores did.
+    """
     if not delta_steps:
         raise PlanError("a timeline needs at least one version")
     if not 0 < alpha < 1:
         raise PlanError(f"alpha must be in (0, 1), got {alpha}")
     plans: list[VersionPlan] = []
+    kept: set[int] = set()
     cumulative = 0
     for index, delta in enumerate(delta_steps, start=1):
         if delta < 1:
             raise PlanError(f"version {index} has {delta} steps; every version needs at least 1 step")
-        previous = cumulative
-        cumulative += delta
-        wanted = branch_length(alpha, cumulative)
-        clamped = wanted > delta
-        branch = delta if clamped else wanted
+        previous, cumulative = cumulative, cumulative + delta
+        nominal = cumulative - branch_length(alpha, cumulative)
+        clamped = nominal < previous and retain_every is None
+        if nominal >= previous:
+            fork = nominal
+        else:
+            fork = previous if clamped else max(s for s in kept if s <= nominal)
+        tail_start = max(fork, previous)
+        window = (
+            range(_next_multiple(tail_start, retain_every), cumulative, retain_every) if retain_every else ()
+        )
+        retained = tuple(sorted({*([fork] if fork > previous else []), *window, cumulative}))
+        kept.update(retained)
         plans.append(
             VersionPlan(
                 version=index,
                 delta_steps=delta,
                 cumulative_steps=cumulative,
-                branch_steps=branch,
-                fork_step=cumulative - branch if not clamped else previous,
+                branch_steps=cumulative - fork,
+                fork_step=fork,
                 fork_clamped=clamped,
+                retained_steps=retained,
             )
         )
     first = plans[0]
@@ -83,6 +108,21 @@ def plan_versions(delta_steps: list[int], alpha: float, warmup_steps: int = 0) -
             "would not start at lr_max; use fewer warm-up steps, a smaller alpha or more steps for version 1"
         )
     return plans
+
+
+def retained_checkpoints(versions: list[VersionPlan]) -> list[int]:
+    """Main-path checkpoints a store keeps after the last version: every fork and version end (for
+    re-runs and lineage) and the last retention window, from the newest kept step at or before the
+    last fork (later forks never lie before it)."""
+    forks_and_ends = {s for v in versions for s in (v.fork_step, v.cumulative_steps)}
+    window = {s for v in versions for s in v.retained_steps}
+    anchor = max((s for s in window | forks_and_ends if s <= versions[-1].fork_step), default=0)
+    return sorted(forks_and_ends | {s for s in window if s >= anchor})
+
+
+def _next_multiple(step: int, every: int) -> int:
+    """The first multiple of ``every`` after ``step``."""
+    return (step // every + 1) * every
 
 
 class ParadigmCost(BaseModel):
@@ -203,12 +243,17 @@ class VersionRecord(BaseModel):
     branch_steps: int = Field(ge=1)
     fork_step: int = Field(ge=0)
     fork_clamped: bool = False
+    retained_steps: tuple[int, ...] = ()
     status: VersionStatus = "ingested"
     fork_checkpoint: CheckpointRef | None = None
     version_end_checkpoint: CheckpointRef | None = None
     branch_checkpoint: CheckpointRef | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
     releases: list[Release] = Field(default_factory=list)
+
+    @property
+    def previous_cumulative_steps(self) -> int:
+        return self.cumulative_steps - self.delta_steps
 
     def plan(self) -> VersionPlan:
         return VersionPlan(**self.model_dump(include=set(VersionPlan.model_fields)))
@@ -226,6 +271,9 @@ class Timeline(BaseModel):
     config_hash: str
     alpha: float
     decay: DecayShape
+    retain_every: int | None = Field(
+        None, description="main-path retention cadence; None: a timeline from before retention windows"
+    )
     tokenizer: str | None = None
     versions: list[VersionRecord] = Field(default_factory=list)
     steps_run: StepsRun = Field(default_factory=StepsRun)

@@ -33,7 +33,9 @@ def test_compare_runs_what_it_planned_and_writes_results_and_plots(tmp_path, thr
     result = compare_paradigms(three_versions, str(out), cfg)
 
     deltas = [p["delta_steps"] for p in result.plan["versions"]]
-    plans = plan_versions(deltas, cfg.paradigm.alpha, cfg.optimizer.warmup_steps)
+    plans = plan_versions(
+        deltas, cfg.paradigm.alpha, cfg.optimizer.warmup_steps, retain_every=cfg.paradigm.retain_every
+    )
     planned, costs = paradigm_steps(plans), paradigm_costs(plans)
     S = [p.cumulative_steps for p in plans]
     assert planned == {

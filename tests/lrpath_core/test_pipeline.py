@@ -59,8 +59,11 @@ def test_same_data_twice_is_one_version_and_renamed_content_is_refused(
 def test_branch_with_another_alpha_needs_a_stored_fork(ingested_store):
     store, cfg = ingested_store
     update_version(store, cfg, 1)
-    with pytest.raises(TimelineError, match="no main-path checkpoint at step"):
+    with pytest.raises(TimelineError, match="no main-path checkpoint at or before step"):
         branch(store, cfg, 1, alpha=0.5)
+    record = require_timeline(store).version(1)
+    short = branch(store, cfg, 1, alpha=0.1)  # its fork lies after the kept one: it starts there, longer
+    assert short.fork_step == record.fork_step and short.branch_steps == record.branch_steps
     linear = branch(store, cfg, 1, decay="linear")
     assert linear.fork_step == require_timeline(store).version(1).fork_step
     assert linear.checkpoint.step == linear.fork_step + linear.branch_steps
@@ -75,3 +78,26 @@ def test_changed_config_is_refused_for_an_existing_timeline(ingested_store, tmp_
     (new / "shard-00000.txt").write_text("new words for a third version.\n\n" * 300)
     with pytest.raises(TimelineError, match="configuration changed"):
         add_version(store, changed, str(new))
+
+
+def test_small_updates_after_a_large_version_fork_inside_earlier_data_at_full_length(tmp_path, make_config):
+    """ΔT = large, small, small: each later fork lies inside earlier data, at a retained checkpoint."""
+    from lrpath_core.model_index import read_index
+    from lrpath_core.synthetic import write_synthetic_versions
+    from lrpath_core.timeline import branch_length
+
+    big = write_synthetic_versions(str(tmp_path / "big"), versions=1, docs_per_version=600, seed=1)
+    small = write_synthetic_versions(str(tmp_path / "small"), versions=3, docs_per_version=40, seed=2)[1:]
+    cfg = make_config(str(tmp_path / "store"), **{"paradigm.alpha": 0.3, "paradigm.retain_every": 4})
+    store = Store(cfg.store)
+    timeline = run_timeline(store, cfg, [*big, *small])
+    later = timeline.versions[1:]
+    assert all(v.fork_step < v.previous_cumulative_steps for v in later), [v.fork_step for v in later]
+    for v in timeline.versions:
+        assert not v.fork_clamped
+        assert v.branch_steps >= branch_length(0.3, v.cumulative_steps)
+        assert v.branch_checkpoint.step == v.cumulative_steps
+        published = read_index(store).latest(v.version)
+        assert (published.fork_step, published.branch_steps) == (v.fork_step, v.branch_steps)
+    assert timeline.steps_run.branch == sum(v.branch_steps for v in timeline.versions)
+    assert timeline.steps_run.main == timeline.versions[-1].cumulative_steps

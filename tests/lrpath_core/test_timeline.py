@@ -15,11 +15,12 @@ from lrpath_core.timeline import (
     equal_increment_relative_cost,
     paradigm_costs,
     plan_versions,
+    retained_checkpoints,
 )
 
 
 def test_paper_headline_four_versions_at_58_percent():
-    costs = paradigm_costs(plan_versions([1000] * 4, alpha=0.18))
+    costs = paradigm_costs(plan_versions([1000] * 4, alpha=0.18, retain_every=50))
     assert costs["path_switching"].total_steps == 5800
     assert costs["ptfs"].total_steps == 10000
     assert costs["path_switching"].relative_cost == pytest.approx(0.58)
@@ -36,7 +37,7 @@ def test_branch_length_does_not_round_float_noise_up():
 @given(versions=st.integers(1, 12), k=st.integers(50, 5000), alpha=st.floats(0.01, 0.99))
 @settings(max_examples=100)
 def test_closed_form_holds_while_no_fork_is_clamped(versions, k, alpha):
-    plans = plan_versions([k] * versions, alpha)
+    plans = plan_versions([k] * versions, alpha, retain_every=None)
     costs = paradigm_costs(plans)
     if not any(p.fork_clamped for p in plans):
         # ceil() adds at most one step per version over the closed form
@@ -51,7 +52,7 @@ def test_closed_form_holds_while_no_fork_is_clamped(versions, k, alpha):
 @given(steps=st.lists(st.integers(1, 3000), min_size=1, max_size=8), alpha=st.floats(0.01, 0.99))
 @settings(max_examples=100)
 def test_uneven_versions_cost_is_the_sum_of_their_steps(steps, alpha):
-    plans = plan_versions(steps, alpha)
+    plans = plan_versions(steps, alpha, retain_every=None)
     costs = paradigm_costs(plans)
     cumulative = [sum(steps[: i + 1]) for i in range(len(steps))]
     assert [p.cumulative_steps for p in plans] == cumulative
@@ -64,10 +65,38 @@ def test_uneven_versions_cost_is_the_sum_of_their_steps(steps, alpha):
         )  # never before S_{i-1}: that main segment is gone
 
 
-def test_fork_is_clamped_when_alpha_reaches_into_an_earlier_version():
-    plans = plan_versions([100] * 8, alpha=0.2)  # B_6 = 120 > ΔT_6 = 100
+def test_a_store_from_before_retention_windows_clamps_the_fork():
+    plans = plan_versions([100] * 8, alpha=0.2, retain_every=None)  # B_6 = 120 > ΔT_6 = 100
     assert [p.fork_clamped for p in plans] == [False] * 5 + [True] * 3
     assert plans[5].fork_step == 500 and plans[5].branch_steps == 100
+
+
+@given(
+    steps=st.lists(st.integers(1, 3000), min_size=1, max_size=8),
+    alpha=st.floats(0.01, 0.99),
+    every=st.integers(1, 500),
+)
+@settings(max_examples=200)
+def test_every_branch_is_at_least_planned_and_forks_at_a_kept_checkpoint(steps, alpha, every):
+    """Unequal versions (a large first one, then small updates) never shorten a branch."""
+    plans = plan_versions(steps, alpha, retain_every=every)
+    kept: set[int] = set()
+    for p in plans:
+        assert not p.fork_clamped
+        assert p.branch_steps >= branch_length(alpha, p.cumulative_steps)
+        assert p.fork_step + p.branch_steps == p.cumulative_steps
+        if p.fork_step < p.previous_cumulative_steps:  # inside earlier data: a checkpoint kept back then
+            assert p.fork_step in kept
+            assert p.branch_steps < branch_length(alpha, p.cumulative_steps) + every + 1
+        kept.update(p.retained_steps)
+        assert all(p.previous_cumulative_steps < s <= p.cumulative_steps for s in p.retained_steps)
+
+
+def test_a_large_first_version_then_small_updates():
+    plans = plan_versions([1000, 100, 100, 100], 0.18, retain_every=50)
+    assert [(p.fork_step, p.branch_steps) for p in plans] == [(820, 180), (900, 200), (950, 250), (1050, 250)]
+    assert plans[0].retained_steps == (820, 850, 900, 950, 1000)
+    assert retained_checkpoints(plans) == [820, 900, 950, 1000, 1050, 1100, 1150, 1200, 1250, 1300]
 
 
 @pytest.mark.parametrize(
@@ -82,7 +111,7 @@ def test_fork_is_clamped_when_alpha_reaches_into_an_earlier_version():
 )
 def test_bad_plans_are_refused_with_a_reason(steps, alpha, warmup, match):
     with pytest.raises(PlanError, match=match):
-        plan_versions(steps, alpha, warmup)
+        plan_versions(steps, alpha, warmup, retain_every=10)
 
 
 @given(
@@ -93,7 +122,17 @@ def test_bad_plans_are_refused_with_a_reason(steps, alpha, warmup, match):
 @settings(max_examples=25, deadline=None)
 def test_costs_equal_the_steps_in_the_lr_csv(tmp_path_factory, steps, alpha, shape):
     report = make_plan(
-        PlanRequest(delta_steps=steps, alpha=alpha, warmup_steps=5, decay=shape, lr_max=3e-3, lr_min=3e-4)
+        PlanRequest(
+            delta_steps=steps,
+            alpha=alpha,
+            warmup_steps=5,
+            decay=shape,
+            lr_max=3e-3,
+            lr_min=3e-4,
+            retain_every=20,
+            model_preset="tiny",
+            vocab_size=512,
+        )
     )
     out = tmp_path_factory.mktemp("csv") / "lr.csv"
     report.write_lr_csv(out)
@@ -115,7 +154,7 @@ def test_costs_equal_the_steps_in_the_lr_csv(tmp_path_factory, steps, alpha, sha
 
 
 def test_timeline_round_trips_through_json():
-    plans = plan_versions([100, 120], 0.2)
+    plans = plan_versions([100, 120], 0.2, retain_every=10)
     timeline = Timeline(
         config_hash="abc",
         alpha=0.2,
