@@ -54,6 +54,12 @@ class OptimizerConfig(_Strict):
 class ParadigmConfig(_Strict):
     alpha: float = Field(0.18, gt=0, lt=1, description="decay ratio: B_i = ceil(alpha * S_i)")
     decay: DecayShape = Field("cosine", description="branch decay shape")
+    retain_every: int = Field(
+        50,
+        ge=1,
+        description="the main path keeps a checkpoint every this many steps over each version's last alpha "
+        "fraction of steps, so that a later version's fork inside earlier data finds one at or just before it",
+    )
 
 
 class ModelConfig(_Strict):
@@ -90,6 +96,12 @@ class DataConfig(_Strict):
         4096, ge=260, le=262144, description="byte-level BPE vocabulary, fixed at bootstrap"
     )
     val_fraction: float = Field(0.05, gt=0, lt=0.5, description="share of each version's blocks held out")
+    max_shard_bytes: int = Field(
+        4 << 30,
+        ge=1,
+        description="largest shard file ingested, in bytes (default 4 GiB); a bigger one is refused "
+        "and quarantined: split it into smaller shards",
+    )
 
 
 class ProjectConfig(_Strict):
@@ -198,3 +210,12 @@ def load_config(path: str | Path | None = None, **overrides: object) -> ProjectC
         return ProjectConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc)) from exc
+
+
+class ServerSettings(_Strict):
+    """``lrpath server up``: the local Prefect server, its database and workers."""
+
+    port: int = Field(4200, ge=1, le=65535, description="port of the Prefect API and UI on 127.0.0.1")
+    workers: int = Field(1, ge=1, description="workers on the lrpath-gpu pool (one run each; the gpu limit)")
+    db: str = Field("sqlite", description="sqlite (under home) or a postgresql://user:password@host:port/db URL")
+    home: str = Field(".prefect", description="PREFECT_HOME: the SQLite database, logs and the pid file")
