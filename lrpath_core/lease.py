@@ -138,8 +138,21 @@ class ObjectLease:
             self._etag = info["ETag"] if info else None
 
     def _release(self) -> None:
-        """Delete the lease if it is still ours (a taken-over lease belongs to its new holder)."""
-        info = _info(self.fs, self.path)
-        if info is not None and info.get("ETag") == self._etag:
-            with contextlib.suppress(FileNotFoundError):
-                self.fs.rm(self.path)
+        """Delete the lease if it is still ours (a taken-over lease belongs to its new holder).
+
+        With the store unreachable (an outage that also ended the work) the lease is left to expire
+        after its TTL, and the error that ended the work is the one that surfaces.
+        """
+        try:
+            info = _info(self.fs, self.path)
+            if info is not None and info.get("ETag") == self._etag:
+                with contextlib.suppress(FileNotFoundError):
+                    self.fs.rm(self.path)
+        except Exception as exc:  # noqa: BLE001 - network stacks raise many types
+            log.warning(
+                "could not release lease %s/%s (%s): it expires after %.0f s",
+                self.where,
+                self.rel,
+                exc,
+                self.ttl_s,
+            )

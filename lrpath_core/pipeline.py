@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from lrpath_core import layout
-from lrpath_core.checkpoint import list_checkpoints, read_manifest
+from lrpath_core.checkpoint import list_checkpoints, read_manifest, remove_checkpoint
 from lrpath_core.config import DecayShape, ProjectConfig
 from lrpath_core.evaluate import Perplexity, appl, evaluate_checkpoint
 from lrpath_core.ingest import add_version
@@ -172,7 +172,7 @@ def _prune_main_path(store: Store, timeline: Timeline) -> None:
     keep = set(retained_checkpoints(timeline.plans()))
     for step in list_checkpoints(store, layout.MAIN_RUN):
         if step not in keep and step < max(keep):
-            store.remove(layout.main_checkpoint(step), recursive=True)
+            remove_checkpoint(store, layout.main_checkpoint(step))
 
 
 def _existing_main(store: Store, step: int, version: int) -> CheckpointRef:

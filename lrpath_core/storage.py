@@ -58,6 +58,15 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         return _sha256_stream(f)
 
 
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """fsync a local folder, so that the entries created, renamed or removed in it survive a power cut."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _sha256_stream(f: Any) -> str:
     digest = hashlib.sha256()
     for chunk in iter(lambda: f.read(HASH_CHUNK), b""):

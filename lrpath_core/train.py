@@ -48,6 +48,7 @@ from lrpath_core.config import OptimizerConfig
 from lrpath_core.model import build_model, llama_config
 from lrpath_core.optimizer import make_optimizer
 from lrpath_core.packing import load_blocks, load_manifest
+from lrpath_core.resume import newest_sound, prune
 from lrpath_core.schedules import lr_scheduler
 from lrpath_core.segment import DataSpec, SegmentError, SegmentResult, SegmentSpec
 from lrpath_core.storage import Store
@@ -174,12 +175,13 @@ def _pick_device(choice: str, local_rank: int) -> torch.device:
 
 
 def _resume_step(run: _Run) -> int | None:
-    """The newest complete checkpoint of this segment in its run folder, after clearing half-written ones."""
+    """The newest sound checkpoint of this segment, after clearing half-written ones and moving corrupt ones aside."""
+    spec = run.spec
     if run.rank == 0:
-        remove_incomplete(run.store, run.spec.run)
+        remove_incomplete(run.store, spec.run)
+        newest_sound(run.store, spec.run, spec.start_step, spec.end_step)
     if run.world > 1:
         dist.barrier()
-    spec = run.spec
     done = [s for s in list_checkpoints(run.store, spec.run) if spec.start_step < s <= spec.end_step]
     return done[-1] if done else None
 
@@ -314,7 +316,7 @@ def _checkpoint_if_due(
         return None
     ref = _save(run, trainer, done, loss, losses)
     if run.rank == 0:
-        _prune(run, done, keep)
+        prune(run.store, run.spec.run, run.spec.start_step, run.spec.end_step, done, keep)
     return ref
 
 
@@ -339,13 +341,6 @@ def _save(run: _Run, trainer: _Trainer, done: int, loss: float, losses: Losses) 
     if run.world > 1:
         dist.barrier()
     return ref
-
-
-def _prune(run: _Run, done: int, keep: set[int]) -> None:
-    """Drop this segment's older resume-only checkpoints; kept steps, the newest and other segments' stay."""
-    for step in list_checkpoints(run.store, run.spec.run):
-        if run.spec.start_step < step < done and step not in keep:
-            run.store.remove(run.checkpoint(step), recursive=True)
 
 
 def _add_kept_checkpoints(run: _Run, checkpoints: dict[int, CheckpointRef]) -> None:

@@ -13,6 +13,7 @@ from lrpath_core.config import ProjectConfig
 from lrpath_core.pipeline import main_lr_path, vocab_size
 from lrpath_core.segment import DataSpec, SegmentSpec
 from lrpath_core.storage import Store
+from lrpath_core.train import ProgressFn
 
 
 def main_spec(store: Store, cfg: ProjectConfig, run: str, end: int, **kw) -> SegmentSpec:
@@ -36,3 +37,17 @@ def main_spec(store: Store, cfg: ProjectConfig, run: str, end: int, **kw) -> Seg
 
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class Interrupted(Exception):
+    """Raised by :func:`interrupt_at` to stop a segment in-process, as a crash would."""
+
+
+def interrupt_at(step: int) -> ProgressFn:
+    """A progress callback that stops the segment once ``step`` steps are done, before any checkpoint of that step."""
+
+    def progress(done: int, end: int, loss: float, lr: float) -> None:
+        if done == step:
+            raise Interrupted(f"stopped after {step} steps")
+
+    return progress

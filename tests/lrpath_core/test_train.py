@@ -1,6 +1,7 @@
 """The trainer (``run_segment`` and its torchrun entry point): golden losses, resume, DDP/FSDP, LR paths."""
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -13,9 +14,14 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from segment_support import main_spec, sha  # noqa: E402
+from segment_support import Interrupted, interrupt_at, main_spec, sha  # noqa: E402
 
-from lrpath_core.checkpoint import CheckpointError, read_checkpoint  # noqa: E402
+from lrpath_core.checkpoint import (  # noqa: E402
+    CheckpointError,
+    list_checkpoints,
+    read_checkpoint,
+    remove_incomplete,
+)
 from lrpath_core.schedules import LRPath  # noqa: E402
 from lrpath_core.segment import SegmentError  # noqa: E402
 from lrpath_core.train import run_segment  # noqa: E402
@@ -184,3 +190,52 @@ def test_branch_lr_path_is_followed_step_by_step(ingested_store):
     result = run_segment(store, spec)
     assert [lr for _, _, lr in result.losses] == pytest.approx([branch.lr(s) for s in range(10, 16)])
     assert result.losses[0][2] == o.lr_max and result.losses[-1][2] == pytest.approx(o.lr_min)
+
+
+def test_the_two_newest_checkpoints_stay_while_a_segment_runs_and_kept_steps_always(
+    ingested_store, one_torch_thread
+):
+    store, cfg = ingested_store
+    run = "checkpoints/keep-two"
+    seen: dict[int, list[int]] = {}
+
+    def progress(done: int, end: int, loss: float, lr: float) -> None:
+        seen[done] = list_checkpoints(store, run)  # before the checkpoint of step ``done`` is written
+
+    run_segment(store, main_spec(store, cfg, run, 12, checkpoint_every=2, save_at=[5, 12]), progress)
+    assert seen[3] == [2]
+    assert seen[5] == [2, 4]  # a fallback for a newest checkpoint that turns out corrupt
+    assert seen[6] == [4, 5]
+    assert seen[7] == [5, 6]  # 4 goes once 6 is durable
+    assert seen[9] == [5, 6, 8]  # the kept step 5 is never pruned
+    # finished: only the kept steps stay, so that no resume checkpoint is later taken for a fork point
+    assert list_checkpoints(store, run) == [5, 12]
+
+
+def test_a_corrupt_newest_checkpoint_is_moved_aside_and_the_one_before_gives_the_same_bytes(
+    ingested_store, one_torch_thread, caplog
+):
+    store, cfg = ingested_store
+    spec = main_spec(store, cfg, "checkpoints/cut", 12, checkpoint_every=3)
+    with pytest.raises(Interrupted):
+        run_segment(store, spec, interrupt_at(10))
+    run_dir = Path(store.root) / "checkpoints/cut"
+    model = run_dir / "step-00000009/model.safetensors"
+    zeros = bytes(model.stat().st_size)
+    model.write_bytes(zeros)  # a power cut: the manifest made it to the disk, the data did not
+
+    with caplog.at_level(logging.WARNING, logger="lrpath_core"):
+        resumed = run_segment(store, spec)
+    assert resumed.resumed_from == 6 and resumed.steps_run == 6
+    warning = next(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert "step-00000009" in warning and "model.safetensors fails its sha256 check" in warning
+    aside = [p for p in run_dir.iterdir() if p.name.startswith("step-00000009.corrupt-")]
+    assert len(aside) == 1 and (aside[0] / "model.safetensors").read_bytes() == zeros
+    assert remove_incomplete(store, "checkpoints/cut") == [] and aside[0].exists()  # kept for inspection
+
+    clean = run_segment(store, main_spec(store, cfg, "checkpoints/uncut", 12, checkpoint_every=3))
+    for name in ("model.safetensors", "optimizer.safetensors"):
+        assert sha(run_dir / "step-00000012" / name) == sha(
+            Path(store.root) / "checkpoints/uncut/step-00000012" / name
+        )
+    assert resumed.losses == clean.losses
