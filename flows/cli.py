@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import typer
 
-from flows import cli_compare, cli_server, cli_timeline
+from flows import cli_compare, cli_server, cli_timeline, relay
 from flows.cli_options import UsageError, config_option
 from lrpath_core.config import DecayShape
 from lrpath_core.errors import LrpathError
@@ -105,7 +105,7 @@ for command in (
     cli_timeline.verify,
     cli_timeline.demo,
     cli_compare.compare,
-    __import__("flows.relay").relay.relay,
+    relay.relay,
 ):
     app.command(command.__name__.replace("_", "-"))(command)
 

@@ -1,33 +1,44 @@
-"""``version-update``: the version timeline as a DAG (DESIGN.md §2).
+"""``version-update``: ingest what arrived, then one ``update-version`` subflow run per pending version.
 
-ingest → main path to the fork → (branch decay → evaluate → publish) ∥ main tail → report
+ingest (claimed drops) → for each unreleased version: update-version ``v{N}-{name}`` → timeline report
+
+A run that finds no drop waiting and every version released ends at once ("nothing to do"), so
+duplicate triggers cost nothing. Two updates of one store run one after the other (a lease on
+every store kind); a drop is claimed (``incoming/<name>/_CLAIMED``, this run's id inside) under
+that lease just before it is ingested (:mod:`lrpath_core.announce`).
 """
 
 from __future__ import annotations
 
-import os
+import posixpath
+from datetime import UTC, datetime
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from prefect.runtime import flow_run
 
-from lrpath_core import layout
-from lrpath_core.config import DEFAULT_STORE, ProjectConfig, load_config
+from flows.update_version import run_version
+from lrpath_core import announce, layout
+from lrpath_core.announce import default_store
+from lrpath_core.config import ProjectConfig, load_config
+from lrpath_core.incoming import incoming_name
 from lrpath_core.ingest import DropRejected
 from lrpath_core.storage import Store
-from lrpath_core.timeline_store import load_timeline, require_timeline, store_config, unreleased_versions
-from lrpath_core.train import cpu_threads_shared_by
-from tasks.evaluation import evaluate
+from lrpath_core.timeline_store import load_timeline, store_config, unreleased_versions
 from tasks.ingest import find_incoming, ingest
-from tasks.publishing import publish
 from tasks.report import timeline_report
-from tasks.training import branch_decay, extend_main_path
+
+__all__ = ["default_store", "version_update"]
 
 
-def default_store() -> str:
-    return os.environ.get("LRPATH_STORE", DEFAULT_STORE)
+def update_run_name() -> str:
+    """``update-{store basename}-{UTC timestamp}``."""
+    store = flow_run.parameters.get("store") or default_store()
+    base = posixpath.basename(store.rstrip("/")) or "store"
+    return f"update-{base}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
 
 
-@flow(name="version-update", log_prints=True)
+@flow(name="version-update", flow_run_name=update_run_name, log_prints=True)
 def version_update(
     store: str | None = None,
     sources: list[str] | None = None,
@@ -38,13 +49,14 @@ def version_update(
 
     ``sources`` are version folders to ingest now (in order); with ``scan_incoming`` the store's
     complete ``incoming/`` folders are ingested too. Re-running after a crash resumes: finished
-    steps are read from ``timeline.json``, a half-done segment from its newest checkpoint. Two
-    updates of one store run one after the other (a lease on every store kind; deployment runs
-    are also limited to one at a time by the deployment's concurrency limit).
+    steps are read from ``timeline.json``, a half-done segment from its newest checkpoint.
     """
     logger = get_run_logger()
     store_obj = Store(store or default_store())
     store_obj.check_reachable()
+    if not sources and announce.nothing_to_do(store_obj):
+        logger.info("no data waiting and every version released in %s: nothing to do", store_obj.url)
+        return {"store": store_obj.url, "released": []}
     config = store_config(store_obj, load_config(config_path) if config_path else None)
 
     def waiting(holder: str) -> None:
@@ -59,47 +71,51 @@ def version_update(
 def _update(store_obj: Store, config: ProjectConfig, sources: list[str] | None, scan_incoming: bool) -> dict:
     logger = get_run_logger()
     url = store_obj.url
-    pending = list(sources or [])
-    if scan_incoming:
-        pending += [s for s in find_incoming(url) if s not in pending]
+    released: list[int] = []
     held: DropRejected | None = None
-    for source in pending:
-        try:
-            ingest(url, config, source, source.rstrip("/").rsplit("/", 1)[-1])
-        except DropRejected as exc:
-            # later drops wait too: versions are ordered; what is already ingested still gets released
-            logger.error("%s", exc)
-            create_markdown_artifact(f"### Data drop held\n\n{exc}", key="held-drop")
-            held = exc
+    pending = list(sources or [])
+    while True:
+        if scan_incoming:
+            pending += [s for s in find_incoming(url) if s not in pending]
+        held = held or _ingest_all(store_obj, config, pending)
+        timeline, _ = load_timeline(store_obj)
+        todo = unreleased_versions(timeline) if timeline else []
+        if not todo:
+            break  # new drops that arrived while versions trained are picked up by the loop
+        for version in todo:
+            release = run_version(url, config, timeline.version(version))
+            logger.info("released v%d r%d at %s", version, release.revision, release.url)
+            released.append(version)
+        pending = []
+        if held is not None:
             break
-
-    timeline, _ = load_timeline(store_obj)
     if timeline is None:
         if held is not None:
             raise held
         logger.info("no data yet in %s: nothing to do", url)
         return {"store": url, "released": []}
-    released = []
-    for version in unreleased_versions(timeline):
-        record = require_timeline(store_obj).version(version)
-        fork = extend_main_path(url, config, version, "fork")
-        with cpu_threads_shared_by(2):  # the branch and the main tail train side by side
-            branch = branch_decay.submit(url, config, version, wait_for=[fork])
-            tail = extend_main_path.submit(url, config, version, "end", wait_for=[fork])
-            decayed = branch.result()
-            metrics = evaluate(url, decayed)
-            release = publish(url, decayed, metrics)
-            tail.result()
-        logger.info(
-            "released v%d (%s) r%d: ppl %.3f at %s",
-            version,
-            record.name,
-            release.revision,
-            metrics["ppl"],
-            release.url,
-        )
-        released.append(version)
     summary = timeline_report(url)
     if held is not None:
         raise held
     return {"store": url, "released": released, **summary}
+
+
+def _ingest_all(store_obj: Store, config: ProjectConfig, sources: list[str]) -> DropRejected | None:
+    """Claim and ingest each source in order; the first held drop stops the rest (versions are ordered)."""
+    logger = get_run_logger()
+    run_id = str(flow_run.id or "local")
+    for source in sources:
+        name = incoming_name(store_obj, source)
+        if name is not None:
+            previous = announce.claim(store_obj, name, run_id)
+            if previous is not None:
+                logger.warning(
+                    "drop %s was claimed by run %s, which no longer runs: taken over", name, previous
+                )
+        try:
+            ingest(store_obj.url, config, source, source.rstrip("/").rsplit("/", 1)[-1])
+        except DropRejected as exc:
+            logger.error("%s", exc)
+            create_markdown_artifact(f"### Data drop held\n\n{exc}", key="held-drop")
+            return exc
+    return None

@@ -197,3 +197,24 @@ def eval_cache(run: str) -> str:
 def run_record(decay: str | None = None) -> str:
     """Where a paradigm run's summary is kept in its store (one per branch shape for path switching)."""
     return RUN_RECORD if decay is None else f"run-{decay}.json"
+
+
+ANNOUNCED_MARKER = "_ANNOUNCED"
+"""In a drop's folder: the watcher or relay that created it announced the drop (once)."""
+CLAIMED_MARKER = "_CLAIMED"
+"""In a drop's folder: the id of the version-update run that ingests the drop."""
+RECOVERED = f"{INCOMING}/_recovered"
+"""Markers of re-announced versions (a name starting with ``_`` is never a drop)."""
+
+
+def announced_marker(name: str) -> str:
+    return incoming_file(name, ANNOUNCED_MARKER)
+
+
+def claimed_marker(name: str) -> str:
+    return incoming_file(name, CLAIMED_MARKER)
+
+
+def recovery_marker(version: int, run_id: str) -> str:
+    """Version ``version`` was announced again after run ``run_id`` crashed or failed."""
+    return f"{RECOVERED}/v{version}-{checked_filename(run_id)}"

@@ -137,3 +137,31 @@ def plot_comparison(
     plot_lr_paths(paths, lr_out, title=title)
     plot_ppl_per_version(result, ppl_out, title=title)
     plot_cost_vs_appl(points, cost_out, title=title)
+
+
+LossRows = list[tuple[int, float, float]]
+"""A segment's loss log: ``(step, loss, lr)`` per optimizer step (``layout.losses(run)``)."""
+
+
+def plot_segment_losses(curves: dict[str, LossRows], out: str | Path, title: str | None = None) -> Path:
+    """Measured loss (top) and LR (bottom) against the step, one line per path (main path, branch)."""
+    plt = _pyplot()
+    fig, (loss_ax, lr_ax) = plt.subplots(2, 1, figsize=(8, 5), sharex=True, height_ratios=(3, 2))
+    styles = {"main": ("0.25", "--"), "branch": ("tab:green", "-")}
+    for label, rows in curves.items():
+        if not rows:
+            continue
+        color, line = styles.get(label.split()[0], ("tab:blue", "-"))
+        steps = [r[0] for r in rows]
+        loss_ax.plot(steps, [r[1] for r in rows], color=color, ls=line, lw=1.2, label=label)
+        lr_ax.plot(steps, [r[2] for r in rows], color=color, ls=line, lw=1.4, label=label)
+    loss_ax.set_ylabel("training loss")
+    lr_ax.set_ylabel("learning rate")
+    lr_ax.set_xlabel("optimizer step")
+    for ax in (loss_ax, lr_ax):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper right")
+    if title:
+        loss_ax.set_title(title, fontsize=10, loc="left")
+    _save(plt, fig, out)
+    return Path(out)
