@@ -104,6 +104,10 @@ class DataConfig(_Strict):
     )
 
 
+NOT_TRAINING: dict = {"store": True, "checkpoint_every": True, "data": {"max_shard_bytes"}}
+"""Settings that change no number a training run produces: left out of ``training_hash``."""
+
+
 class ProjectConfig(_Strict):
     store: str = Field(
         DEFAULT_STORE, description="fsspec URL of the store (local path or s3://bucket/prefix)"
@@ -115,8 +119,9 @@ class ProjectConfig(_Strict):
     checkpoint_every: int = Field(50, ge=1, description="resume checkpoints inside a segment, in steps")
 
     def training_hash(self) -> str:
-        """Hash of everything that changes the numbers a training run produces (not the store)."""
-        payload = self.model_dump(exclude={"store", "checkpoint_every"})
+        """Hash of everything that changes the numbers a training run produces (not the store, the
+        checkpoint cadence or the shard size cap)."""
+        payload = self.model_dump(exclude=NOT_TRAINING)
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -217,5 +222,7 @@ class ServerSettings(_Strict):
 
     port: int = Field(4200, ge=1, le=65535, description="port of the Prefect API and UI on 127.0.0.1")
     workers: int = Field(1, ge=1, description="workers on the lrpath-gpu pool (one run each; the gpu limit)")
-    db: str = Field("sqlite", description="sqlite (under home) or a postgresql://user:password@host:port/db URL")
+    db: str = Field(
+        "sqlite", description="sqlite (under home) or a postgresql://user:password@host:port/db URL"
+    )
     home: str = Field(".prefect", description="PREFECT_HOME: the SQLite database, logs and the pid file")

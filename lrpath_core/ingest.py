@@ -1,9 +1,10 @@
 """Ingest: a data drop becomes the timeline's next version (validated, tokenized, packed, planned).
 
-Each shard of a drop is read once (:func:`read_drop`); its documents then train the tokenizer
-(version 1 only) and are packed. The first version also fixes the project's tokenizer and saves
-the configuration. A drop with a bad file is held as a whole: bad files of a drop in
-``incoming/`` move to ``quarantine/`` with a reason, and nothing is added to the timeline.
+Each shard of a drop is read once (:func:`read_drop`), its documents spooled to a local temporary
+file; from there they train the tokenizer (version 1 only) and are packed, so no shard is held
+in memory. The first version also fixes the project's tokenizer and saves the configuration. A
+drop with a bad file is held as a whole: bad files of a drop in ``incoming/`` move to
+``quarantine/`` with a reason, and nothing is added to the timeline.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import posixpath
 from typing import Any
 
 from lrpath_core import layout
-from lrpath_core.config import ProjectConfig
+from lrpath_core.config import DataConfig, ProjectConfig
 from lrpath_core.incoming import hold, incoming_name
 from lrpath_core.packing import VersionManifest, pack_version
-from lrpath_core.shards import Shard, ShardError, data_sha256, list_shards, read_shard
+from lrpath_core.shards import Shard, ShardError, data_sha256, list_shard_sizes, read_shard
 from lrpath_core.storage import Store
 from lrpath_core.timeline import Timeline, TimelineError, VersionRecord, plan_versions
 from lrpath_core.timeline_store import load_project_tokenizer, load_timeline, save_config, update_timeline
@@ -29,27 +30,34 @@ class DropRejected(ShardError):
     """A data drop has bad files; the version is held and the timeline unchanged."""
 
 
-def read_drop(store: Store, source_url: str, name: str) -> list[Shard]:
+def read_drop(store: Store, source_url: str, name: str, max_shard_bytes: int | None = None) -> list[Shard]:
     """Every shard of a drop, read once; any bad file holds the whole drop.
 
     All shards are read so that the message lists every problem. Bad files of a drop in the
-    store's ``incoming/`` are moved to ``quarantine/`` with a reason.
+    store's ``incoming/`` are moved to ``quarantine/`` with a reason. ``max_shard_bytes``
+    defaults to ``data.max_shard_bytes``'s default. The caller closes the shards (their spooled
+    documents) when it is done with them.
     """
+    limit = DataConfig().max_shard_bytes if max_shard_bytes is None else max_shard_bytes
     problems: list[tuple[str, str]] = []
     shards: list[Shard] = []
     try:
-        urls = list_shards(source_url, store.storage_options)
+        listed = list_shard_sizes(source_url, store.storage_options)
     except ShardError as exc:
-        urls, problems = [], [(source_url, str(exc))]
-    for url in urls:
+        listed, problems = [], [(source_url, str(exc))]
+    for url, size in listed:
         try:
-            shards.append(read_shard(url, store.storage_options))
+            shards.append(read_shard(url, store.storage_options, max_bytes=limit, size=size))
         except ShardError as exc:
             problems.append((url, str(exc)))
+        except BaseException:
+            _close(shards)
+            raise
     if not problems:
         return _unique(shards)
+    _close(shards)
     where = ""
-    if incoming_name(store, source_url) == name and urls:
+    if incoming_name(store, source_url) == name and listed:
         where = f"; bad files moved to {hold(store, name, problems)} with a reason each"
     elif incoming_name(store, source_url) == name:
         hold(store, name, [])
@@ -73,7 +81,8 @@ def ingest_data(
 ) -> VersionManifest:
     """Read a drop once and write it as ``data/v{number}`` (training the tokenizer on version 1)."""
     name = name or _default_name(source_url)
-    return _pack(store, config, number, source_url, name, read_drop(store, source_url, name))
+    shards = read_drop(store, source_url, name, config.data.max_shard_bytes)
+    return _pack(store, config, number, source_url, name, shards)
 
 
 def steps_of(manifest: VersionManifest, config: ProjectConfig) -> int:
@@ -106,7 +115,7 @@ def add_version(
 
 def _add_version(store: Store, config: ProjectConfig, source_url: str, name: str) -> VersionRecord:
     timeline, _ = load_timeline(store)
-    shards = read_drop(store, source_url, name)
+    shards = read_drop(store, source_url, name, config.data.max_shard_bytes)
     data_sha = data_sha256(s.sha256 for s in shards)
     if timeline is not None:
         for record in timeline.versions:
@@ -133,6 +142,7 @@ def _add_version(store: Store, config: ProjectConfig, source_url: str, name: str
             config_hash=config.training_hash(),
             alpha=config.paradigm.alpha,
             decay=config.paradigm.decay,
+            retain_every=config.paradigm.retain_every,
             tokenizer=manifest.tokenizer_sha256,
         )
         for record in timeline.versions:
@@ -146,6 +156,7 @@ def _add_version(store: Store, config: ProjectConfig, source_url: str, name: str
             [v.delta_steps for v in timeline.versions] + [delta],
             timeline.alpha,
             config.optimizer.warmup_steps,
+            retain_every=timeline.retain_every,
         )[-1]
         timeline.versions.append(
             VersionRecord(
@@ -164,21 +175,25 @@ def _add_version(store: Store, config: ProjectConfig, source_url: str, name: str
 def _pack(
     store: Store, config: ProjectConfig, number: int, source_url: str, name: str, shards: list[Shard]
 ) -> VersionManifest:
-    """Pack a version; version 1 first trains the tokenizer and saves it once the version is accepted."""
-    new = number == 1 and not store.exists(layout.TOKENIZER_JSON)
-    tokenizer = first_tokenizer(config, shards) if new else load_project_tokenizer(store)
-    manifest = pack_version(
-        store,
-        number,
-        shards,
-        tokenizer,
-        seq_len=config.optimizer.seq_len,
-        val_fraction=config.data.val_fraction,
-        seed=config.optimizer.seed,
-        name=name,
-        source_url=source_url,
-        min_train_blocks=config.optimizer.batch_size,
-    )
+    """Pack a version; version 1 first trains the tokenizer and saves it once the version is accepted.
+    The shards' spooled documents are removed afterwards."""
+    try:
+        new = number == 1 and not store.exists(layout.TOKENIZER_JSON)
+        tokenizer = first_tokenizer(config, shards) if new else load_project_tokenizer(store)
+        manifest = pack_version(
+            store,
+            number,
+            shards,
+            tokenizer,
+            seq_len=config.optimizer.seq_len,
+            val_fraction=config.data.val_fraction,
+            seed=config.optimizer.seed,
+            name=name,
+            source_url=source_url,
+            min_train_blocks=config.optimizer.batch_size,
+        )
+    finally:
+        _close(shards)
     if new:
         save_tokenizer(tokenizer, store, layout.TOKENIZER)
     return manifest
@@ -191,9 +206,15 @@ def _unique(shards: list[Shard]) -> list[Shard]:
         key = (posixpath.splitext(shard.name)[1].lower(), shard.sha256)
         if key in kept:
             log.warning("%s has the same content as %s: ingested once", shard.url, kept[key].name)
+            shard.close()
         else:
             kept[key] = shard
     return list(kept.values())
+
+
+def _close(shards: list[Shard]) -> None:
+    for shard in shards:
+        shard.close()
 
 
 def _default_name(source_url: str) -> str:

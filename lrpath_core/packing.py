@@ -13,14 +13,16 @@ not tokenized again.
 from __future__ import annotations
 
 import io
+import os
 import posixpath
+import tempfile
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel
 
-from lrpath_core import layout
+from lrpath_core import layout, npy_files
 from lrpath_core.errors import LrpathError
 from lrpath_core.shards import Shard, ShardCheck, data_sha256
 from lrpath_core.storage import Store, StoreError
@@ -70,9 +72,10 @@ def pack_version(
 
     Blocks are cut from the shards' ids in the given order; ``default_rng((seed, version))``
     picks the validation blocks. Nothing is written when the version is too small to train on
-    (fewer than ``min_train_blocks`` training blocks).
+    (fewer than ``min_train_blocks`` training blocks). The ids go through local files a chunk at
+    a time (:mod:`lrpath_core.npy_files`): memory does not grow with the version.
     """
-    from lrpath_core.tokenizer import EOS_ID, tokenizer_sha256  # imports transformers
+    from lrpath_core.tokenizer import tokenizer_sha256  # imports transformers
 
     if seq_len < 1:
         raise ValueError(f"seq_len must be >= 1, got {seq_len}")
@@ -80,56 +83,60 @@ def pack_version(
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
     tok_sha = tokenizer_sha256(tokenizer)
 
-    infos: list[ShardInfo] = []
-    arrays: list[np.ndarray] = []
-    for shard in shards:
-        ids, hit = _shard_ids(store, shard, tokenizer, tok_sha)
-        infos.append(
-            ShardInfo(
-                **shard.model_dump(exclude={"documents"}),
-                documents=int(np.count_nonzero(ids == EOS_ID)),
-                tokens=int(ids.size),
-                from_cache=hit,
+    with tempfile.TemporaryDirectory(prefix="lrpath-pack-") as tmp:
+        infos: list[ShardInfo] = []
+        files: list[str] = []
+        for index, shard in enumerate(shards):
+            path, documents, hit = _shard_ids(
+                store, shard, tokenizer, tok_sha, os.path.join(tmp, f"{index}.npy")
             )
-        )
-        arrays.append(ids)
+            infos.append(
+                ShardInfo(
+                    **shard.model_dump(exclude={"documents"}),
+                    documents=documents,
+                    tokens=npy_files.length(path),
+                    from_cache=hit,
+                )
+            )
+            files.append(path)
 
-    stream = np.concatenate(arrays) if arrays else np.zeros(0, np.int32)
-    n_blocks = stream.size // seq_len
-    if n_blocks < 2:
-        raise IngestError(
-            f"version {version} has only {stream.size} tokens, need at least 2*seq_len = {2 * seq_len} "
-            f"({source_url}): add text or lower seq_len"
-        )
-    blocks = stream[: n_blocks * seq_len].reshape(n_blocks, seq_len)
-    n_val = min(n_blocks - 1, max(1, round(val_fraction * n_blocks)))
-    order = np.random.default_rng((seed, version)).permutation(n_blocks)
-    val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
-    if train_idx.size < min_train_blocks:
-        raise IngestError(
-            f"version {version} has {train_idx.size} training blocks, fewer than one batch of {min_train_blocks} "
-            f"({source_url}): add data or lower optimizer.batch_size"
-        )
+        tokens = sum(info.tokens for info in infos)
+        n_blocks = tokens // seq_len
+        if n_blocks < 2:
+            raise IngestError(
+                f"version {version} has only {tokens} tokens, need at least 2*seq_len = {2 * seq_len} "
+                f"({source_url}): add text or lower seq_len"
+            )
+        is_val = _validation_blocks(n_blocks, val_fraction, (seed, version))
+        n_val = int(np.count_nonzero(is_val))
+        n_train = n_blocks - n_val
+        if n_train < min_train_blocks:
+            raise IngestError(
+                f"version {version} has {n_train} training blocks, fewer than one batch of {min_train_blocks} "
+                f"({source_url}): add data or lower optimizer.batch_size"
+            )
 
-    manifest = VersionManifest(
-        version=version,
-        name=name or posixpath.basename(source_url.rstrip("/")),
-        source_url=source_url,
-        shards=infos,
-        data_sha256=data_sha256(s.sha256 for s in infos),
-        tokenizer_sha256=tok_sha,
-        seq_len=seq_len,
-        train_blocks=int(train_idx.size),
-        val_blocks=int(val_idx.size),
-        tokens=int(stream.size),
-        dropped_tokens=int(stream.size - n_blocks * seq_len),
-        val_fraction=val_fraction,
-        seed=seed,
-        cache_hits=sum(s.from_cache for s in infos),
-        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-    )
-    _save_npy(store, layout.data_blocks(version, "train"), blocks[train_idx])
-    _save_npy(store, layout.data_blocks(version, "val"), blocks[val_idx])
+        manifest = VersionManifest(
+            version=version,
+            name=name or posixpath.basename(source_url.rstrip("/")),
+            source_url=source_url,
+            shards=infos,
+            data_sha256=data_sha256(s.sha256 for s in infos),
+            tokenizer_sha256=tok_sha,
+            seq_len=seq_len,
+            train_blocks=n_train,
+            val_blocks=n_val,
+            tokens=tokens,
+            dropped_tokens=tokens - n_blocks * seq_len,
+            val_fraction=val_fraction,
+            seed=seed,
+            cache_hits=sum(s.from_cache for s in infos),
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        splits = {"train": os.path.join(tmp, "train.npy"), "val": os.path.join(tmp, "val.npy")}
+        _write_blocks(files, seq_len, is_val, splits["train"], splits["val"])
+        for split, path in splits.items():
+            store.put_file(path, layout.data_blocks(version, split))
     store.write_bytes(
         layout.data_manifest(version), (manifest.model_dump_json(indent=2) + "\n").encode("utf-8")
     )
@@ -162,27 +169,64 @@ def load_blocks(store: Store, version: int, split: Literal["train", "val"]) -> n
     return blocks
 
 
-def _shard_ids(store: Store, shard: Shard, tokenizer: Any, tok_sha: str) -> tuple[np.ndarray, bool]:
-    """The shard's ids with EOS after each document, from the cache when this tokenizer saw it."""
-    from lrpath_core import tokenizer as tokenizing
+def _shard_ids(
+    store: Store, shard: Shard, tokenizer: Any, tok_sha: str, local_path: str
+) -> tuple[str, int, bool]:
+    """A local ``.npy`` of the shard's ids (EOS after each document), its document count, and
+    whether it came from the cache (the ids this tokenizer gave the same bytes before)."""
+    from lrpath_core.tokenizer import EOS_ID, document_ids
 
     cache_rel = layout.token_cache(tok_sha, shard.sha256)
     if store.exists(cache_rel):
-        return _load_npy(store, cache_rel), True
-    encoded = tokenizing.encode_documents(tokenizer, shard.documents)
-    ids = np.fromiter(
-        (t for doc in encoded for t in (*doc, tokenizing.EOS_ID)),
-        dtype=np.int32,
-        count=sum(len(d) + 1 for d in encoded),
-    )
-    _save_npy(store, cache_rel, ids)
-    return ids, False
+        path = store.local_path(cache_rel) if store.is_local else local_path
+        if not store.is_local:
+            store.get_file(cache_rel, local_path)
+        documents = sum(int(np.count_nonzero(ids == EOS_ID)) for ids in npy_files.read_chunks(path))
+        return path, documents, True
+    ids_file = npy_files.TokenFile(local_path)
+    documents = 0
+    try:
+        for ids in document_ids(tokenizer, shard.documents):
+            ids_file.append(ids)
+            documents += int(np.count_nonzero(ids == EOS_ID))
+    finally:
+        ids_file.close()
+    store.put_file(local_path, cache_rel)
+    return local_path, documents, False
 
 
-def _save_npy(store: Store, rel: str, array: np.ndarray) -> None:
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(array, dtype=np.int32), allow_pickle=False)
-    store.write_bytes(rel, buf.getvalue())
+def _validation_blocks(n_blocks: int, val_fraction: float, seed: tuple[int, int]) -> np.ndarray:
+    """Which blocks are held out: the first ``val_fraction`` of a seeded permutation (at least one
+    block each way)."""
+    n_val = min(n_blocks - 1, max(1, round(val_fraction * n_blocks)))
+    is_val = np.zeros(n_blocks, dtype=bool)
+    is_val[np.random.default_rng(seed).permutation(n_blocks)[:n_val]] = True
+    return is_val
+
+
+def _write_blocks(files: list[str], seq_len: int, is_val: np.ndarray, train_path: str, val_path: str) -> None:
+    """Cut the ids of ``files`` (in order) into blocks of ``seq_len`` and send each to val or train:
+    the files equal ``np.save`` of ``blocks[val_idx]`` and ``blocks[train_idx]`` (both sorted)."""
+    n_blocks = is_val.size
+    n_val = int(np.count_nonzero(is_val))
+    rows = max(1, npy_files.READ_TOKENS // seq_len)
+    with open(train_path, "wb") as train, open(val_path, "wb") as val:
+        train.write(npy_files.header((n_blocks - n_val, seq_len)))
+        val.write(npy_files.header((n_val, seq_len)))
+        pending = np.zeros(0, dtype=np.int32)
+        block = 0
+        for path in files:
+            for ids in npy_files.read_chunks(path, rows * seq_len):
+                ids = np.concatenate([pending, ids]) if pending.size else ids
+                whole = min(ids.size // seq_len, n_blocks - block)
+                blocks = ids[: whole * seq_len].reshape(whole, seq_len)
+                to_val = is_val[block : block + whole]
+                val.write(np.ascontiguousarray(blocks[to_val]).tobytes())
+                train.write(np.ascontiguousarray(blocks[~to_val]).tobytes())
+                block += whole
+                pending = ids[whole * seq_len :].copy() if block < n_blocks else np.zeros(0, dtype=np.int32)
+        if block != n_blocks:
+            raise RuntimeError(f"packed {block} blocks, expected {n_blocks}")
 
 
 def _load_npy(store: Store, rel: str) -> np.ndarray:

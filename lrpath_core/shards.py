@@ -1,41 +1,53 @@
 """Shards of a version folder: list them, and read each one in a single pass over its bytes.
 
 :func:`read_shard` opens a shard once and, while the bytes stream in, hashes them, checks them
-(encoding, structure, line lengths) and parses its documents. The shards are parsed here with
-pyarrow (``ParquetFile.iter_batches``) and plain line splitting rather than with ``datasets``:
-``datasets`` cannot hash the bytes it parses, so a shard had to be read once to validate and hash
-it and again to get its documents, and it builds whole Arrow tables (plus a cache folder) for
-every file. The documents are exactly what its ``text`` (``sample_by="paragraph"``), ``json``
-and ``parquet`` builders returned, so token ids and blocks do not change.
+(size, encoding, structure, line lengths) and cuts its documents into a local
+:class:`~lrpath_core.spool.DocumentSpool`: memory holds a read chunk and one document, never the
+file. The shards are parsed here with pyarrow (``ParquetFile.iter_batches``) and plain line
+splitting rather than with ``datasets``: ``datasets`` cannot hash the bytes it parses, and it
+builds whole Arrow tables (plus a cache folder) for every file. The documents are exactly what
+its ``text`` (``sample_by="paragraph"``), ``json`` and ``parquet`` builders returned, so token ids
+and blocks do not change.
+
+Whatever goes wrong inside a file ends as a :class:`ShardError` naming it (the drop is held and
+the file quarantined); a source that cannot be read at all (network, permissions) is a
+:class:`ShardReadError`, which quarantines nothing.
 """
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import hashlib
-import json
 import posixpath
 import tempfile
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from fsspec.core import url_to_fs
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from lrpath_core.errors import LrpathError
-from lrpath_core.storage import join, storage_options_for
+from lrpath_core.shard_text import JsonLines, Paragraphs, TextScan
+from lrpath_core.spool import DocumentSpool
+from lrpath_core.storage import StoreError, join, storage_options_for
 
 SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".parquet")
 MAX_LINE_BYTES = 8 * 1024 * 1024
+MAX_DOCUMENT_CHARS = MAX_LINE_BYTES
+"""A document (a paragraph, a JSON line's text, a Parquet value) is encoded whole: this bounds its memory."""
 READ_CHUNK = 1 << 20
-PARQUET_SPOOL_BYTES = 64 << 20
+PARQUET_SPOOL_BYTES = 16 << 20
 """A Parquet shard is spooled while it is hashed (its footer comes last); larger ones go to a temp file."""
+PARQUET_BATCH_ROWS = 1024
 IGNORED_NAMES = ("manifest.json",)
 
 
 class ShardError(LrpathError):
     """A shard cannot be ingested; the message names the file, the problem and the fix."""
+
+
+class ShardReadError(StoreError):
+    """A shard's source could not be read (network, permissions): nothing is wrong with the file itself."""
 
 
 class ShardCheck(BaseModel):
@@ -48,13 +60,26 @@ class ShardCheck(BaseModel):
 
 
 class Shard(ShardCheck):
-    """A validated shard and its documents, in file order."""
+    """A validated shard and its documents, in file order, spooled to a local temporary file."""
 
-    documents: list[str]
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    documents: DocumentSpool
+
+    def close(self) -> None:
+        """Remove the spooled documents (also done when the shard is garbage-collected)."""
+        self.documents.close()
 
 
 def list_shards(source_url: str, storage_options: dict[str, Any] | None = None) -> list[str]:
-    """Shard URLs directly in a version folder, sorted by name.
+    """Shard URLs directly in a version folder, sorted by name (see :func:`list_shard_sizes`)."""
+    return [url for url, _ in list_shard_sizes(source_url, storage_options)]
+
+
+def list_shard_sizes(
+    source_url: str, storage_options: dict[str, Any] | None = None
+) -> list[tuple[str, int | None]]:
+    """``(url, size in bytes or None)`` of the shards directly in a version folder, sorted by name.
 
     Markers and metadata (names starting with ``_`` or ``.``, ``manifest.json``) and sub-folders
     are skipped; any other file is returned, so an unsupported one fails validation loudly.
@@ -71,8 +96,14 @@ def list_shards(source_url: str, storage_options: dict[str, Any] | None = None) 
         entries = []
     if not entries and not fs.isdir(path):
         raise ShardError(f"{source_url}: the version folder does not exist; check the URL")
-    names = sorted(posixpath.basename(e["name"].rstrip("/")) for e in entries if e.get("type") == "file")
-    shards = [join(source_url, n) for n in names if not n.startswith(("_", ".")) and n not in IGNORED_NAMES]
+    files = {
+        posixpath.basename(e["name"].rstrip("/")): e.get("size") for e in entries if e.get("type") == "file"
+    }
+    shards = [
+        (join(source_url, n), files[n] if isinstance(files[n], int) else None)
+        for n in sorted(files)
+        if not n.startswith(("_", ".")) and n not in IGNORED_NAMES
+    ]
     if not shards:
         raise ShardError(
             f"{source_url}: the folder holds no shard files; put {', '.join(SUPPORTED_SUFFIXES)} files in it"
@@ -80,11 +111,20 @@ def list_shards(source_url: str, storage_options: dict[str, Any] | None = None) 
     return shards
 
 
-def read_shard(url: str, storage_options: dict[str, Any] | None = None) -> Shard:
-    """Open a shard once: check it completely, hash its bytes and return its documents.
+def read_shard(
+    url: str,
+    storage_options: dict[str, Any] | None = None,
+    *,
+    max_bytes: int | None = None,
+    size: int | None = None,
+) -> Shard:
+    """Open a shard once: check it completely, hash its bytes and spool its documents.
 
     Documents: the paragraphs of a .txt (split on blank lines, stripped), the ``text`` field of
-    each .jsonl line, the ``text`` column of a .parquet; empty and whitespace-only ones are dropped.
+    each .jsonl line, the ``text`` column of a .parquet; empty, whitespace-only and null ones are
+    dropped, and a shard left with none is refused. A UTF-8 BOM opening a .txt/.jsonl is not text.
+    ``max_bytes`` (``data.max_shard_bytes``) refuses a bigger file: from ``size`` (the listing's)
+    before it is opened, else as soon as the stream passes it.
     """
     name = posixpath.basename(url.rstrip("/"))
     suffix = _suffix(name)
@@ -93,11 +133,30 @@ def read_shard(url: str, storage_options: dict[str, Any] | None = None) -> Shard
             f"{url}: unknown shard type {suffix or '(no suffix)'!r}; "
             f"use one of {', '.join(SUPPORTED_SUFFIXES)} or move the file out of the version folder"
         )
-    if suffix == ".parquet":
-        size, sha256, documents = _read_parquet(url, storage_options)
-    else:
-        size, sha256, documents = _read_text(url, suffix, storage_options)
-    return Shard(name=name, url=url, size_bytes=size, sha256=sha256, documents=documents)
+    if max_bytes is not None and size is not None and size > max_bytes:
+        raise _too_big(url, f"is {size} bytes", max_bytes)
+    spool = DocumentSpool()
+    try:
+        chunks = _capped(url, _chunks(url, storage_options), max_bytes)
+        if suffix == ".parquet":
+            size, sha256 = _read_parquet(url, chunks, spool)
+        else:
+            size, sha256 = _read_text(url, suffix, chunks, spool)
+        if not spool.count:
+            raise ShardError(
+                f"{url}: holds no documents (every text is empty, whitespace or null); "
+                "remove it or write its documents again"
+            )
+    except LrpathError:
+        spool.close()
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure inside a file is that file's problem
+        spool.close()
+        raise ShardError(
+            f"{url}: could not be read as a {suffix} shard ({type(exc).__name__}: {_short(exc)}); "
+            "check the file and write it again"
+        ) from exc
+    return Shard(name=name, url=url, size_bytes=size, sha256=sha256, documents=spool)
 
 
 def data_sha256(shard_sha256s: Iterable[str]) -> str:
@@ -123,8 +182,8 @@ def _suffix(name: str) -> str:
 
 def _chunks(url: str, storage_options: dict[str, Any] | None) -> Iterator[bytes]:
     """The bytes of ``url``, opened once and read in :data:`READ_CHUNK` pieces."""
-    fs, path = url_to_fs(url, **storage_options_for(url, storage_options))
     try:
+        fs, path = url_to_fs(url, **storage_options_for(url, storage_options))
         with fs.open(path, "rb") as f:
             while chunk := f.read(READ_CHUNK):
                 yield chunk
@@ -134,80 +193,39 @@ def _chunks(url: str, storage_options: dict[str, Any] | None) -> Iterator[bytes]
         ) from exc
     except IsADirectoryError as exc:
         raise ShardError(f"{url}: is a folder, not a shard file; move it out of the version folder") from exc
+    except Exception as exc:  # noqa: BLE001 - network stacks raise many types
+        raise ShardReadError(
+            f"{url}: could not be read ({type(exc).__name__}: {_short(exc)}); check the store or folder "
+            "and run the ingest again (the file is not quarantined)"
+        ) from exc
+
+
+def _capped(url: str, chunks: Iterator[bytes], max_bytes: int | None) -> Iterator[bytes]:
+    """``chunks``, refused as soon as more than ``max_bytes`` came in."""
+    seen = 0
+    with contextlib.closing(chunks):
+        for chunk in chunks:
+            seen += len(chunk)
+            if max_bytes is not None and seen > max_bytes:
+                raise _too_big(url, f"holds more than {max_bytes} bytes (read {seen} so far)", max_bytes)
+            yield chunk
+
+
+def _too_big(url: str, what: str, max_bytes: int) -> ShardError:
+    return ShardError(
+        f"{url}: {what}, over data.max_shard_bytes = {max_bytes} ({max_bytes / 2**30:.2f} GiB); "
+        "split it into smaller shards, or raise data.max_shard_bytes"
+    )
 
 
 def _empty(url: str) -> ShardError:
     return ShardError(f"{url}: the file is empty (0 bytes); remove it or write its documents again")
 
 
-class _TextScan:
-    """What one pass over a .txt/.jsonl learns: hash, first NUL, UTF-8 text, longest line.
-
-    The problems are reported after the whole file was seen, in the order a whole-file check
-    reports them (NUL bytes, then UTF-8, then line length), so the message does not depend on
-    where a read chunk happens to end.
-    """
-
-    def __init__(self) -> None:
-        self.sha256 = hashlib.sha256()
-        self.size = 0
-        self.nul = -1
-        self.utf8_error: tuple[int, str] | None = None
-        self.pieces: list[str] = []
-        self.longest = -1
-        self.longest_line = 0
-        self._line = 1
-        self._line_bytes = 0
-        self._decoder = codecs.getincrementaldecoder("utf-8")()
-
-    def feed(self, chunk: bytes) -> None:
-        offset = self.size
-        self.sha256.update(chunk)
-        self.size += len(chunk)
-        nul = chunk.find(b"\x00")
-        if nul >= 0:
-            self.nul = offset + nul
-            return
-        self._measure_lines(chunk)
-        self._decode(chunk, offset, final=False)
-
-    def finish(self) -> None:
-        self._end_line(self._line_bytes)
-        self._decode(b"", self.size, final=True)
-
-    def _decode(self, chunk: bytes, offset: int, final: bool) -> None:
-        if self.utf8_error is not None:
-            return
-        buffered = len(self._decoder.getstate()[0])
-        try:
-            self.pieces.append(self._decoder.decode(chunk, final))
-        except UnicodeDecodeError as exc:
-            self.utf8_error = (offset - buffered + exc.start, exc.reason)
-            self.pieces = []
-
-    def _measure_lines(self, chunk: bytes) -> None:
-        parts = chunk.split(b"\n")
-        if len(parts) == 1:
-            self._line_bytes += len(chunk)
-            return
-        self._end_line(self._line_bytes + len(parts[0]))
-        inner = [len(p) for p in parts[1:-1]]
-        if inner:
-            longest = max(inner)
-            if longest > self.longest:
-                self.longest, self.longest_line = longest, self._line + inner.index(longest)
-            self._line += len(inner)
-        self._line_bytes = len(parts[-1])
-
-    def _end_line(self, length: int) -> None:
-        if length > self.longest:
-            self.longest, self.longest_line = length, self._line
-        self._line += 1
-
-
-def _read_text(url: str, suffix: str, storage_options: dict[str, Any] | None) -> tuple[int, str, list[str]]:
-    scan = _TextScan()
-    with contextlib.closing(_chunks(url, storage_options)) as chunks:
+def _read_text(url: str, suffix: str, chunks: Iterator[bytes], spool: DocumentSpool) -> tuple[int, str]:
+    cut = JsonLines(spool, MAX_LINE_BYTES) if suffix == ".jsonl" else Paragraphs(spool, MAX_DOCUMENT_CHARS)
+    scan = TextScan(cut.feed)
+    with contextlib.closing(chunks):
         for chunk in chunks:
             scan.feed(chunk)
             if scan.nul >= 0:
@@ -232,72 +250,40 @@ def _read_text(url: str, suffix: str, storage_options: dict[str, Any] | None) ->
             f"{url}: line {scan.longest_line} is {scan.longest} bytes long, over the {limit}-byte limit; "
             f"break it into lines or paragraphs (a document may span many lines)"
         )
-    text = "".join(scan.pieces)
-    scan.pieces = []
-    if not text.strip():
+    if not scan.nonblank:
         raise ShardError(
             f"{url}: holds only whitespace, no documents; remove it or write its documents again"
         )
-    documents = _jsonl_documents(url, text) if suffix == ".jsonl" else _paragraphs(text)
-    return scan.size, scan.sha256.hexdigest(), documents
+    cut.finish()
+    if cut.problem is not None:
+        raise ShardError(f"{url}: {cut.problem}")
+    return scan.size, scan.sha256.hexdigest()
 
 
-def _paragraphs(text: str) -> list[str]:
-    """Paragraphs as ``datasets``' text builder (``sample_by="paragraph"``) cut them, stripped.
-
-    It reads in universal-newline mode (``\\r\\n`` and a lone ``\\r`` become ``\\n``) and splits
-    on ``"\\n\\n"``; its chunked reading gives the same pieces as one split of the whole text.
-    """
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return [p.strip() for p in text.split("\n\n") if p.strip()]
-
-
-def _jsonl_documents(url: str, text: str) -> list[str]:
-    documents = []
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ShardError(
-                f"{url}: line {number} is not valid JSON ({exc.msg}); each line must be one JSON object"
-            ) from exc
-        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-            what = f"keys {sorted(row)}" if isinstance(row, dict) else f"a JSON {type(row).__name__}"
-            raise ShardError(
-                f'{url}: line {number} has no string "text" field ({what}); '
-                f'each line must be an object like {{"text": "..."}}'
-            )
-        if row["text"].strip():
-            documents.append(row["text"])
-    return documents
-
-
-def _read_parquet(url: str, storage_options: dict[str, Any] | None) -> tuple[int, str, list[str]]:
+def _read_parquet(url: str, chunks: Iterator[bytes], spool: DocumentSpool) -> tuple[int, str]:
     digest = hashlib.sha256()
     size = 0
-    with tempfile.SpooledTemporaryFile(max_size=PARQUET_SPOOL_BYTES, prefix="lrpath-shard-") as spool:
-        for chunk in _chunks(url, storage_options):
+    with tempfile.SpooledTemporaryFile(max_size=PARQUET_SPOOL_BYTES, prefix="lrpath-shard-") as raw:
+        for chunk in chunks:
             digest.update(chunk)
             size += len(chunk)
-            spool.write(chunk)
+            raw.write(chunk)
         if size == 0:
             raise _empty(url)
-        spool.seek(0)
-        documents = _parquet_documents(url, spool)
-    return size, digest.hexdigest(), documents
+        raw.seek(0)
+        _parquet_documents(url, raw, spool)
+    return size, digest.hexdigest()
 
 
-def _parquet_documents(url: str, source: IO[bytes]) -> list[str]:
+def _parquet_documents(url: str, source: IO[bytes], spool: DocumentSpool) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        parquet = pq.ParquetFile(source)
+        parquet = pq.ParquetFile(source, buffer_size=READ_CHUNK)
     except (pa.ArrowException, OSError) as exc:
         raise ShardError(
-            f"{url}: is not a readable Parquet file ({exc}); write it again with pyarrow or pandas"
+            f"{url}: is not a readable Parquet file ({_short(exc)}); write it again with pyarrow or pandas"
         ) from exc
     schema = parquet.schema_arrow
     if "text" not in schema.names:
@@ -312,12 +298,29 @@ def _parquet_documents(url: str, source: IO[bytes]) -> list[str]:
         )
     if parquet.metadata.num_rows == 0:
         raise ShardError(f"{url}: has no rows; remove it or write its documents again")
-    documents: list[str] = []
+    row = 0
     try:
-        for batch in parquet.iter_batches(columns=["text"]):
-            documents.extend(t for t in batch.column(0).to_pylist() if t and t.strip())
+        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=["text"]):
+            for text in batch.column(0).to_pylist():
+                row += 1
+                if text and text.strip():
+                    if len(text) > MAX_DOCUMENT_CHARS:
+                        raise ShardError(
+                            f"{url}: row {row} holds more than {MAX_DOCUMENT_CHARS} characters of text; "
+                            "split it into several documents"
+                        )
+                    spool.append(text)
+    except UnicodeDecodeError as exc:
+        raise ShardError(
+            f"{url}: column 'text' is not valid UTF-8 near row {row + 1} ({exc.reason}); "
+            "store the documents as UTF-8 strings"
+        ) from exc
     except (pa.ArrowException, OSError) as exc:
         raise ShardError(
-            f"{url}: is not a readable Parquet file ({exc}); write it again with pyarrow or pandas"
+            f"{url}: is not a readable Parquet file ({_short(exc)}); write it again with pyarrow or pandas"
         ) from exc
-    return documents
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:300]

@@ -222,11 +222,21 @@ class Store(StoreSync):
         self.write_bytes(rel, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
     def put_file(self, local_path: str, rel: str) -> None:
-        if self.is_local:
-            with open(local_path, "rb") as f:
-                self.write_bytes(rel, f.read())
-        else:
+        """Upload a local file, streamed: locally a copy beside the target, fsynced, then renamed."""
+        if not self.is_local:
             self.fs.put_file(local_path, self._path(rel))
+            return
+        target = self._path(rel)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.tmp-{uuid.uuid4().hex}")
+        try:
+            shutil.copyfile(local_path, tmp)
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp)
 
     def get_file(self, rel: str, local_path: str) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(local_path)), exist_ok=True)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lrpath_core import layout
-from lrpath_core.config import ConfigError, ProjectConfig, changed_fields
+from lrpath_core.config import NOT_TRAINING, ConfigError, ProjectConfig, changed_fields
 from lrpath_core.storage import StaleStateError, Store
 from lrpath_core.timeline import Timeline, TimelineError
 from lrpath_core.tokenizer import TokenizerError, load_tokenizer, tokenizer_sha256
@@ -63,7 +63,7 @@ def store_config(store: Store, given: ProjectConfig | None = None) -> ProjectCon
         update={"store": store.url}
     )
     if given is not None and given.training_hash() != saved.training_hash():
-        ignore = {"store", "checkpoint_every"}
+        ignore = NOT_TRAINING
         changed = changed_fields(
             saved.model_dump(mode="json", exclude=ignore), given.model_dump(mode="json", exclude=ignore)
         )

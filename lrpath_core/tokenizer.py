@@ -10,10 +10,11 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
+import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import AutoTokenizer, PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerFast
 
 from lrpath_core.storage import Store, StoreError
 
@@ -21,6 +22,7 @@ EOS_TOKEN = "<|endoftext|>"
 EOS_ID = 0
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 MIN_VOCAB = 257  # 256 byte symbols + the end-of-document token
+ENCODE_BATCH_CHARS = 1 << 20
 
 
 class TokenizerError(StoreError):
@@ -79,7 +81,8 @@ def load_tokenizer(store: Store, rel: str) -> PreTrainedTokenizerFast:
             if store.exists(f"{rel}/{name}"):
                 store.get_file(f"{rel}/{name}", os.path.join(tmp, name))
         try:
-            tok = AutoTokenizer.from_pretrained(tmp)
+            # what AutoTokenizer resolves the saved tokenizer_class to, without importing torch (250 MB)
+            tok = PreTrainedTokenizerFast.from_pretrained(tmp)
         except Exception as exc:  # noqa: BLE001 - transformers raises many types for a bad folder
             raise TokenizerError(f"the tokenizer at {url} could not be loaded: {exc}") from exc
     if tok.convert_tokens_to_ids(EOS_TOKEN) != EOS_ID:
@@ -100,10 +103,47 @@ def tokenizer_sha256(tok: PreTrainedTokenizerFast) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def encode_documents(tok: PreTrainedTokenizerFast, documents: list[str]) -> list[list[int]]:
-    """Token ids per document, without special tokens; a literal ``<|endoftext|>`` in the text stays text."""
+def encoder(tok: PreTrainedTokenizerFast) -> Tokenizer:
+    """A copy of the backend that encodes documents as ingest does: no truncation, no padding, and a
+    literal ``<|endoftext|>`` in the text stays text (the caller's tokenizer is left unchanged)."""
     backend = Tokenizer.from_str(tok.backend_tokenizer.to_str())
     backend.no_truncation()
     backend.no_padding()
     backend.encode_special_tokens = True
-    return [e.ids for e in backend.encode_batch(documents, add_special_tokens=False)]
+    return backend
+
+
+def encode_documents(tok: PreTrainedTokenizerFast, documents: list[str]) -> list[list[int]]:
+    """Token ids per document, without special tokens; a literal ``<|endoftext|>`` in the text stays text."""
+    return [e.ids for e in encoder(tok).encode_batch(documents, add_special_tokens=False)]
+
+
+def document_ids(
+    tok: PreTrainedTokenizerFast, documents: Iterable[str], batch_chars: int | None = None
+) -> Iterator[np.ndarray]:
+    """int32 ids of consecutive batches of ``documents``, ``EOS_ID`` after each document.
+
+    Each document is encoded on its own, so the batches joined are the ids of the documents
+    encoded at once; a batch holds about ``batch_chars`` (:data:`ENCODE_BATCH_CHARS`) characters,
+    which bounds the memory.
+    """
+    batch_chars = ENCODE_BATCH_CHARS if batch_chars is None else batch_chars
+    backend = encoder(tok)
+    batch: list[str] = []
+    chars = 0
+    for document in documents:
+        batch.append(document)
+        chars += len(document)
+        if chars >= batch_chars:
+            yield _batch_ids(backend, batch)
+            batch, chars = [], 0
+    if batch:
+        yield _batch_ids(backend, batch)
+
+
+def _batch_ids(backend: Tokenizer, documents: list[str]) -> np.ndarray:
+    ids: list[int] = []
+    for encoding in backend.encode_batch(documents, add_special_tokens=False):
+        ids += encoding.ids
+        ids.append(EOS_ID)
+    return np.array(ids, dtype=np.int32)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import lrpath_core.tokenizer as tokenizer_module
+from lrpath_core import layout, npy_files
 from lrpath_core import shards as shards_module
 from lrpath_core.block_stream import BlockStream
 from lrpath_core.packing import IngestError, load_blocks, load_manifest, pack_version
@@ -97,7 +99,7 @@ def test_reingest_uses_the_token_cache(tmp_path, store, tok, monkeypatch) -> Non
     def no_tokenizing(*args, **kwargs):
         raise AssertionError("a cached shard was tokenized again")
 
-    monkeypatch.setattr(tokenizer_module, "encode_documents", no_tokenizing)
+    monkeypatch.setattr(tokenizer_module, "document_ids", no_tokenizing)
     monkeypatch.setattr(shards_module, "read_shard", no_tokenizing)  # packing never reads a shard
     again = pack_version(store, 1, shards, tok, SEQ, 0.1, 0, None, str(folder))
     assert again.cache_hits == 3 and all(s.from_cache for s in again.shards)
@@ -145,13 +147,17 @@ def test_too_little_text_is_refused_without_writing_the_version(tmp_path, store,
     assert list(store.walk_files("data")) == []
 
 
-def test_manifest_is_written_last(tmp_path, tok) -> None:
+def test_manifest_is_written_last(tmp_path, tok, monkeypatch) -> None:
     written: list[str] = []
 
     class RecordingStore(Store):
         def write_bytes(self, rel: str, payload: bytes) -> None:
             written.append(rel)
             super().write_bytes(rel, payload)
+
+        def put_file(self, local_path: str, rel: str) -> None:
+            written.append(rel)
+            super().put_file(local_path, rel)
 
     folder = tmp_path / "incoming" / "v1"
     _txt(folder, "a.txt", synthetic_documents(1, 30, seed=2))
@@ -177,3 +183,74 @@ def test_stream_over_ingested_versions(tmp_path, store, tok) -> None:
     assert stream.steps_per_version == [len(b) // 4 for b in blocks]
     last = stream.batch(stream.total_steps - 1)
     assert any(np.array_equal(row, block) for row in last for block in blocks[1])
+
+
+def _files(store: Store) -> dict[str, bytes]:
+    """Every written file but the manifests' creation time."""
+    out = {}
+    for rel in store.walk_files(""):
+        raw = store.read_bytes(rel)
+        if rel.endswith("manifest.json"):
+            raw = json.dumps({k: v for k, v in json.loads(raw).items() if k != "created_at"}).encode()
+        out[rel] = raw
+    return out
+
+
+def test_packing_in_small_pieces_writes_what_np_save_of_the_whole_version_writes(
+    tmp_path, tok, monkeypatch
+) -> None:
+    """Token files, blocks and manifest do not depend on the encode batch or the read chunk, and are
+    ``np.save`` of the ids and blocks computed in memory at once (the packing before streaming)."""
+    folder = tmp_path / "incoming" / "v1"
+    docs = _mixed_version(folder)
+    whole = Store(str(tmp_path / "whole"))
+    manifest = _pack(whole, 1, folder, tok, SEQ, 0.2, seed=3)
+    monkeypatch.setattr(npy_files, "READ_TOKENS", 7)
+    monkeypatch.setattr(tokenizer_module, "ENCODE_BATCH_CHARS", 50)
+    pieces = Store(str(tmp_path / "pieces"))
+    _pack(pieces, 1, folder, tok, SEQ, 0.2, seed=3)
+    assert _files(whole) == _files(pieces)
+
+    def saved(array: np.ndarray) -> bytes:
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(array, dtype=np.int32), allow_pickle=False)
+        return buf.getvalue()
+
+    per_shard = [
+        np.array([t for e in encode_documents(tok, docs[name]) for t in (*e, 0)], dtype=np.int32)
+        for name in ("a.txt", "b.jsonl", "c.parquet")
+    ]
+    for shard, ids in zip(manifest.shards, per_shard, strict=True):
+        assert whole.read_bytes(layout.token_cache(manifest.tokenizer_sha256, shard.sha256)) == saved(ids)
+    stream = np.concatenate(per_shard)
+    n = stream.size // SEQ
+    blocks = stream[: n * SEQ].reshape(n, SEQ)
+    order = np.random.default_rng((3, 1)).permutation(n)
+    n_val = max(1, round(0.2 * n))
+    assert whole.read_bytes("data/v1/val.npy") == saved(blocks[np.sort(order[:n_val])])
+    assert whole.read_bytes("data/v1/train.npy") == saved(blocks[np.sort(order[n_val:])])
+
+
+@pytest.mark.parametrize("shape", [(0,), (1,), (10**12,), (0, 16), (3, 128), (2_000_000, 4096)])
+def test_npy_header_is_the_one_np_save_writes(tmp_path, shape) -> None:
+    path = tmp_path / "a.npy"
+    np.lib.format.open_memmap(path, mode="w+", dtype=np.int32, shape=shape if np.prod(shape) < 1e7 else (1,))
+    if np.prod(shape) < 1e7:
+        assert path.read_bytes()[: len(npy_files.header(shape))] == npy_files.header(shape)
+    assert len(npy_files.header(shape)) == len(npy_files.header((0,) * len(shape)))
+
+
+def test_a_token_file_grows_to_the_bytes_of_np_save(tmp_path) -> None:
+    ids = np.arange(1000, dtype=np.int32)
+    token_file = npy_files.TokenFile(str(tmp_path / "t.npy"))
+    for start in range(0, 1000, 300):
+        token_file.append(ids[start : start + 300])
+    token_file.close()
+    buf = io.BytesIO()
+    np.save(buf, ids)
+    assert (tmp_path / "t.npy").read_bytes() == buf.getvalue()
+    assert npy_files.length(str(tmp_path / "t.npy")) == 1000
+    assert np.array_equal(np.concatenate(list(npy_files.read_chunks(str(tmp_path / "t.npy"), 333))), ids)
+    (tmp_path / "bad.npy").write_bytes(b"not numpy")
+    with pytest.raises(StoreError, match=r"bad.npy is not a .npy file"):
+        npy_files.length(str(tmp_path / "bad.npy"))

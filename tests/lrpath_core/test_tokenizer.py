@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
@@ -12,6 +13,7 @@ from lrpath_core.tokenizer import (
     EOS_TOKEN,
     TOKENIZER_FILES,
     TokenizerError,
+    document_ids,
     encode_documents,
     load_tokenizer,
     save_tokenizer,
@@ -85,3 +87,14 @@ def test_literal_eos_text_in_a_document_stays_text(tok) -> None:
     assert EOS_ID not in ids
     assert tok.decode(ids) == text
     assert tok.backend_tokenizer.encode_special_tokens is False, "the caller's tokenizer is left unchanged"
+
+
+@pytest.mark.parametrize("batch_chars", [1, 40, 1 << 20])
+def test_document_ids_in_batches_are_the_documents_encoded_at_once(tok, batch_chars) -> None:
+    docs = [*UNICODE_SAMPLES, f"x {EOS_TOKEN} y", *synthetic_documents(1, 20, seed=3)]
+    batches = list(document_ids(tok, iter(docs), batch_chars=batch_chars))
+    assert all(b.dtype == np.int32 for b in batches)
+    expected = [t for ids in encode_documents(tok, docs) for t in (*ids, EOS_ID)]
+    assert np.concatenate(batches).tolist() == expected
+    assert int(np.count_nonzero(np.concatenate(batches) == EOS_ID)) == len(docs)
+    assert (len(batches) == len(docs)) == (batch_chars == 1)
