@@ -67,6 +67,7 @@ def plan(
 
     if lr_min > lr_max:
         raise UsageError(f"--lr-min ({lr_min}) must not exceed --lr-max ({lr_max})")
+    # one keyword per option, alike in shape to other constructors: each names a field of the plan
     request = PlanRequest(
         delta_steps=_parse_steps(steps, versions, steps_per_version),
         alpha=alpha,

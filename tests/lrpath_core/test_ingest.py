@@ -427,3 +427,32 @@ def test_any_shard_is_accepted_or_refused_naming_the_file(property_store, shard,
         manifest = pack_version(store, 1, shards, tok, 8, 0.1, 0, name, url)
     assert [s.name for s in manifest.shards] in (["good.txt", filename], ["good.txt"])
     assert all(s.documents >= 1 for s in manifest.shards)
+
+
+def test_two_ingests_of_one_name_at_once_give_one_version(ingested_store, tmp_path) -> None:
+    """The ingest lease serializes them: one becomes version 3, the other is refused (other content)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store, cfg = ingested_store
+    drops = []
+    for i, text in enumerate(("first content of the new drop", "second, different content")):
+        folder = tmp_path / f"drop{i}" / "v3"
+        folder.mkdir(parents=True)
+        (folder / "a.txt").write_text("\n\n".join(f"{text} {n}" for n in range(400)) + "\n")
+        drops.append(str(folder))
+
+    def ingest(source: str):
+        try:
+            return add_version(Store(store.url), cfg, source)  # its own Store: a separate writer
+        except TimelineError as exc:
+            return exc
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(ingest, drops))
+    records = [o for o in outcomes if not isinstance(o, Exception)]
+    refused = [o for o in outcomes if isinstance(o, Exception)]
+    assert len(records) == 1 and records[0].version == 3
+    assert len(refused) == 1 and "already named 'v3' with other content" in str(refused[0])
+    timeline, _ = load_timeline(store)
+    assert [v.name for v in timeline.versions] == ["v1", "v2", "v3"]
+    assert load_manifest(store, 3).data_sha256 == records[0].data_sha256
