@@ -29,10 +29,9 @@ def compare(
     json_out: bool = typer.Option(False, "--json", help="print exactly one JSON object: results.json"),
 ) -> None:
     """PTFS vs CPT vs path switching on the same data: PPL per version, APPL, cost."""
+    from lrpath_core.compare import compare_paradigms
     from lrpath_core.compare_report import format_table
     from lrpath_core.compare_setup import compare_config
-
-    from lrpath_core.compare import compare_paradigms
 
     project = compare_config(
         out, model=model, quick=quick, alpha=alpha, decay=decay, seed=seed, config_path=config
