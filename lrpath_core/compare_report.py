@@ -41,14 +41,9 @@ def summarize(setup: CompareSetup, config: ProjectConfig, runs: dict[Paradigm, P
         )
         for name in ORDER
     }
-    o = config.optimizer
-    request = PlanRequest(
-        delta_steps=[p.delta_steps for p in setup.plans],
-        alpha=setup.alpha,
-        warmup_steps=o.warmup_steps,
-        decay=setup.decay,
-        lr_max=o.lr_max,
-        lr_min=o.lr_min,
+    deltas = [p.delta_steps for p in setup.plans]
+    request = PlanRequest.from_config(deltas, config).model_copy(
+        update={"alpha": setup.alpha, "decay": setup.decay}
     )
     plan = {**make_plan(request).to_json_dict(), "baseline_decay": BASELINE_SHAPE, "sources": setup.sources}
     result = CompareResult(paradigms=paradigms, plan=plan, config=config.model_dump(mode="json"))
