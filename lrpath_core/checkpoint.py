@@ -263,9 +263,13 @@ def _verify_file(store: Store, rel: str, want: str) -> None:
         raise CheckpointError(
             f"checkpoint file {store.url_of(rel)} is missing: restore it or re-run the step"
         ) from exc
+    _check_sha(store.url_of(rel), got, want)
+
+
+def _check_sha(url: str, got: str, want: str) -> None:
     if got != want:
         raise CheckpointError(
-            f"checkpoint file {store.url_of(rel)} fails its sha256 check "
+            f"checkpoint file {url} fails its sha256 check "
             f"(expected {want[:12]}…, got {got[:12]}…): it is corrupt; restore it or re-run the step"
         )
 
@@ -273,11 +277,26 @@ def _verify_file(store: Store, rel: str, want: str) -> None:
 def read_checkpoint(
     store: Store, rel: str
 ) -> tuple[CheckpointState, dict[str, torch.Tensor], dict[str, Any], dict]:
-    """Verified ``(state, model tensors, optimizer state, rng tensors)`` of a checkpoint folder."""
-    read_manifest(store, rel, verify=True)
+    """Verified ``(state, model tensors, optimizer state, rng tensors)`` of a checkpoint folder.
+
+    The tensor files are read from the store once: their local copies are checked against the
+    manifest before they are loaded; the small files are checked in the store.
+    """
+    files, _ = read_manifest(store, rel, verify=False)
+    tensors = (MODEL_FILE, OPTIMIZER_FILE, RNG_FILE)
+    for name, want in files.items():
+        if name not in tensors:
+            _verify_file(store, f"{rel}/{name}", want)
     with tempfile.TemporaryDirectory(prefix="lrpath-load-") as tmp:
-        for name in (MODEL_FILE, OPTIMIZER_FILE, RNG_FILE):
-            store.get_file(f"{rel}/{name}", os.path.join(tmp, name))
+        for name in tensors:
+            local = os.path.join(tmp, name)
+            try:
+                store.get_file(f"{rel}/{name}", local)
+            except StoreError as exc:
+                raise CheckpointError(
+                    f"checkpoint file {store.url_of(rel)}/{name} is missing: restore it or re-run the step"
+                ) from exc
+            _check_sha(store.url_of(f"{rel}/{name}"), sha256_file(local), files.get(name, ""))
         model_tensors = load_file(os.path.join(tmp, MODEL_FILE))
         optim_tensors = load_file(os.path.join(tmp, OPTIMIZER_FILE))
         rng = load_file(os.path.join(tmp, RNG_FILE))
