@@ -15,7 +15,9 @@ from lrpath_core.config import DecayShape
 from lrpath_core.errors import LrpathError
 from lrpath_core.schedules import LRPath
 
-Paradigm = Literal["path_switching", "ptfs", "cpt"]
+Paradigm = Literal["path_switching", "ptfs", "cpt", "cpt_replay", "wsd_s", "infinite"]
+PARADIGMS: tuple[str, ...] = ("ptfs", "cpt", "cpt_replay", "wsd_s", "infinite", "path_switching")
+"""Every paradigm ``lrpath compare`` runs, in report order."""
 
 
 class PlanError(LrpathError):
@@ -128,6 +130,10 @@ def _next_multiple(step: int, every: int) -> int:
 class ParadigmCost(BaseModel):
     total_steps: int
     relative_cost: float
+    total_steps_without_final_tail: int | None = Field(
+        None, description="path switching: without the last version's main tail, which no release uses"
+    )
+    relative_cost_without_final_tail: float | None = None
 
 
 def paradigm_steps(plans: list[VersionPlan]) -> dict[Paradigm, int]:
@@ -143,7 +149,13 @@ def paradigm_steps(plans: list[VersionPlan]) -> dict[Paradigm, int]:
 def paradigm_costs(plans: list[VersionPlan]) -> dict[Paradigm, ParadigmCost]:
     steps = paradigm_steps(plans)
     ptfs = steps["ptfs"]
-    return {name: ParadigmCost(total_steps=n, relative_cost=n / ptfs) for name, n in steps.items()}
+    costs = {name: ParadigmCost(total_steps=n, relative_cost=n / ptfs) for name, n in steps.items()}
+    tail = plans[-1].cumulative_steps - plans[-1].fork_step
+    without = steps["path_switching"] - tail
+    costs["path_switching"] = costs["path_switching"].model_copy(
+        update={"total_steps_without_final_tail": without, "relative_cost_without_final_tail": without / ptfs}
+    )
+    return costs
 
 
 def equal_increment_relative_cost(versions: int, alpha: float) -> float:
