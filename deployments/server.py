@@ -121,6 +121,19 @@ def _stop(pid: int, timeout: float = 20) -> None:
             return
 
 
+def gpu_slots(workers: int) -> int:
+    """The ``gpu`` limit: devices that may train at once, workers × this host's device slots.
+
+    Each GPU-pool worker runs one flow run at a time; a training task holds as many ``gpu`` slots
+    as devices it trains on (``nproc``), and which devices of its host it takes is decided on the
+    host (:mod:`lrpath_core.devices`). Workers on other hosts with more devices: raise the limit.
+    """
+    from lrpath_core.config import ProjectConfig
+    from lrpath_core.devices import host_devices
+
+    return workers * len(host_devices(ProjectConfig().compute.effective()))
+
+
 def _worker_names(workers: int) -> dict[str, tuple[str, int | None]]:
     names = {f"worker-{GPU_POOL}-{i}": (GPU_POOL, 1) for i in range(1, workers + 1)}
     return {**names, f"worker-{CPU_POOL}": (CPU_POOL, None)}
@@ -152,7 +165,7 @@ def up(request: ServerRequest, say: Callable[[str], None] = print) -> dict:
         stack.wait_healthy(60)
     state["processes"] = dict(alive)
     write_state(home, state)
-    changed = stack.create_pools(gpu_limit=request.workers, only_missing=True)
+    changed = stack.create_pools(gpu_limit=gpu_slots(request.workers), only_missing=True)
     missing = set(deployment_names()) - api.deployment_names(stack.api_url)
     if missing or f"variable {api.STORE_VARIABLE}" in changed:
         stack.deploy()

@@ -36,7 +36,8 @@ def up(
     port: int = config_option("port", "--port", model=ServerSettings),
     home: str = _home_option(),
 ) -> None:
-    """Start what is not running yet: server, pools, `gpu` limit, store variable, deployments, workers."""
+    """Start what is not running yet: server, pools, `gpu` limit (workers × device slots), store variable,
+    deployments, workers."""
     from deployments.server import ServerRequest
     from deployments.server import up as server_up
 

@@ -13,6 +13,7 @@ from lrpath_core.timeline_store import require_timeline, store_config
 from tasks.evaluation import evaluate
 from tasks.publishing import publish
 from tasks.report import loss_report
+from tasks.torchrun import stop_torchrun_on_sigterm
 from tasks.training import branch_decay
 
 
@@ -42,7 +43,8 @@ def rerun_branch(
     store_obj = Store(store or default_store())
     config = store_config(store_obj)
     require_timeline(store_obj).version(version)
-    released = branch_decay(store_obj.url, config, version, decay, alpha)
+    with stop_torchrun_on_sigterm():
+        released = branch_decay(store_obj.url, config, version, decay, alpha)
     metrics = evaluate(store_obj.url, released, record=False)
     release = publish(store_obj.url, released, metrics)
     loss_report(store_obj.url, version, released)

@@ -1,5 +1,10 @@
 """``update-version``: one data version, fork → (branch → evaluate → publish) ∥ main tail → loss report.
 
+The branch and the main tail run side by side when the host has device slots for both
+(``LRPATH_DEVICES=cuda:0,cuda:1``, or CPU stand-ins ``cpu:0,cpu:1`` that split the cores); with
+fewer they run one after the other, each on every thread of its slot: the branch first, then its
+evaluation and publication (the release comes as early as it can), then the main tail.
+
 A subflow of ``version-update``, one run per version, named ``v{N}-{name}`` and tagged
 ``lrpath``, ``version:{N}``, ``store:{url}``: a failed version shows as its own failed run (with
 a ``version-failed-vN`` artifact) and the versions before it stay released. Its retries resume
@@ -16,11 +21,11 @@ from prefect.artifacts import create_markdown_artifact
 
 from lrpath_core.config import ProjectConfig
 from lrpath_core.timeline import Release, VersionRecord
-from lrpath_core.train import cpu_threads_shared_by
 from tasks.evaluation import evaluate
 from tasks.publishing import publish
 from tasks.report import loss_report
-from tasks.training import branch_decay, extend_main_path
+from tasks.torchrun import stop_torchrun_on_sigterm
+from tasks.training import branch_decay, extend_main_path, side_by_side
 
 VERSION_RETRIES = 1
 VERSION_RETRY_DELAY_S = 60
@@ -57,14 +62,20 @@ def post_failure(flow: Any, flow_run: Any, state: Any) -> None:
 )
 def update_version(store: str, config: ProjectConfig, version: int) -> Release:
     """Train, evaluate and publish version ``version`` of the timeline in ``store``."""
-    fork = extend_main_path(store, config, version, "fork")
-    with cpu_threads_shared_by(2):  # the branch and the main tail train side by side
-        branch = branch_decay.submit(store, config, version, wait_for=[fork])
-        tail = extend_main_path.submit(store, config, version, "end", wait_for=[fork])
-        decayed = branch.result()
-        metrics = evaluate(store, decayed)
-        release = publish(store, decayed, metrics)
-        tail.result()
+    with stop_torchrun_on_sigterm():
+        fork = extend_main_path(store, config, version, "fork")
+        if side_by_side(config):
+            branch = branch_decay.submit(store, config, version, wait_for=[fork])
+            tail = extend_main_path.submit(store, config, version, "end", wait_for=[fork])
+            decayed = branch.result()
+            metrics = evaluate(store, decayed)
+            release = publish(store, decayed, metrics)
+            tail.result()
+        else:  # one slot: the release first
+            decayed = branch_decay(store, config, version)
+            metrics = evaluate(store, decayed)
+            release = publish(store, decayed, metrics)
+            extend_main_path(store, config, version, "end")
     loss_report(store, version, decayed)
     return release
 

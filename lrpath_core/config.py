@@ -104,7 +104,44 @@ class DataConfig(_Strict):
     )
 
 
-NOT_TRAINING: dict = {"store": True, "checkpoint_every": True, "data": {"max_shard_bytes"}}
+class ComputeConfig(_Strict):
+    """Where training segments run: device slots, processes per segment, DDP or FSDP.
+
+    Changes no number a run produces (left out of ``training_hash``), so it may differ from one
+    worker to the next. ``effective()`` applies the worker's environment (``LRPATH_NPROC``,
+    ``LRPATH_DEVICES``, ``LRPATH_STRATEGY``, ``LRPATH_DEVICE_LOCKS``), which wins over the file:
+    the worker knows what hardware it has.
+    """
+
+    nproc: int = Field(
+        1, ge=1, description="processes (device slots) per training segment; torchrun starts them when > 1"
+    )
+    strategy: Literal["ddp", "fsdp"] = Field("ddp", description="how nproc > 1 processes share the model")
+    devices: str | None = Field(
+        None,
+        description="this host's device slots, e.g. cuda:0,cuda:1 or cpu:0,cpu:1 (CPU slots split the "
+        "cores); default: every CUDA device, else one CPU slot holding all cores",
+    )
+    lock_dir: str | None = Field(
+        None, description="per-host folder of the device slots' lock files (default: <tmp>/lrpath-devices)"
+    )
+
+    def effective(self, environ: dict[str, str] | None = None) -> ComputeConfig:
+        """This config with the worker's ``LRPATH_*`` environment applied."""
+        import os
+
+        env = os.environ if environ is None else environ
+        names = {"nproc": "LRPATH_NPROC", "strategy": "LRPATH_STRATEGY", "devices": "LRPATH_DEVICES"}
+        names["lock_dir"] = "LRPATH_DEVICE_LOCKS"
+        raw = self.model_dump()
+        raw.update({field: env[name] for field, name in names.items() if env.get(name, "").strip()})
+        try:
+            return ComputeConfig.model_validate(raw)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc, "compute.") + " (from LRPATH_* env)") from exc
+
+
+NOT_TRAINING: dict = {"store": True, "checkpoint_every": True, "data": {"max_shard_bytes"}, "compute": True}
 """Settings that change no number a training run produces: left out of ``training_hash``."""
 
 
@@ -116,11 +153,12 @@ class ProjectConfig(_Strict):
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     paradigm: ParadigmConfig = Field(default_factory=ParadigmConfig)
     data: DataConfig = Field(default_factory=DataConfig)
+    compute: ComputeConfig = Field(default_factory=ComputeConfig)
     checkpoint_every: int = Field(50, ge=1, description="resume checkpoints inside a segment, in steps")
 
     def training_hash(self) -> str:
         """Hash of everything that changes the numbers a training run produces (not the store, the
-        checkpoint cadence or the shard size cap)."""
+        checkpoint cadence, the shard size cap or where it computes)."""
         payload = self.model_dump(exclude=NOT_TRAINING)
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -153,6 +191,52 @@ class CompareSettings(_Strict):
         False,
         description="CPU sizes whatever the preset: the default vocab, seq_len and batch_size "
         "(otherwise the preset's own vocab and seq_len)",
+    )
+    paradigms: list[str] = Field(
+        default_factory=lambda: ["ptfs", "cpt", "cpt_replay", "wsd_s", "infinite", "path_switching"],
+        min_length=1,
+        description="paradigms to run (ptfs, cpt, cpt-replay, wsd-s, infinite, path-switching)",
+    )
+    seeds: list[int] | None = Field(
+        None, description="run every paradigm once per seed, each in seed-{s}/ (default: optimizer.seed)"
+    )
+    cpt_optimizer: Literal["keep", "reset"] = Field(
+        "keep",
+        description="CPT (and CPT with replay) continues with the previous release's AdamW moments "
+        "(keep) or starts a fresh AdamW each version (reset)",
+    )
+    replay_fraction: float = Field(
+        0.05, ge=0, lt=1, description="cpt-replay: share of each update's blocks drawn from earlier versions"
+    )
+    infinite_plateau_ratio: float = Field(
+        0.5, gt=0, le=1, description="infinite: the plateau η_const = max(η_min, ratio·η_max)"
+    )
+    infinite_cooldown: float = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        description="infinite: cool-down from η_max to η_const over this fraction of version 1's steps "
+        "(ending by version 1's fork at the latest)",
+    )
+    study_lr_factors: list[float] = Field(
+        default_factory=lambda: [0.5, 1.0, 2.0],
+        min_length=1,
+        description="--study first-stage: the main path's LR as these multiples of optimizer.lr_max",
+    )
+    study_alphas: list[float] = Field(
+        default_factory=lambda: [0.05, 0.1, 0.18, 0.3],
+        min_length=1,
+        description="--study second-stage: α values",
+    )
+    study_shapes: list[DecayShape] = Field(
+        default_factory=lambda: ["cosine", "linear", "1-sqrt", "multi-step"],
+        min_length=1,
+        description="--study second-stage: decay shapes",
+    )
+    study_versions: list[int] = Field(
+        default_factory=lambda: [2, 3, 4, 5, 6, 7, 8],
+        min_length=1,
+        description="--study versions: numbers of versions V the corpus is re-split into",
     )
 
 

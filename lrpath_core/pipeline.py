@@ -35,7 +35,7 @@ from lrpath_core.timeline import (
     retained_checkpoints,
 )
 from lrpath_core.timeline_store import load_project_tokenizer, require_timeline, update_timeline
-from lrpath_core.train import ProgressFn, run_segment
+from lrpath_core.train import ProgressFn, SegmentRunner, run_segment
 
 log = logging.getLogger(__name__)
 
@@ -110,12 +110,14 @@ def extend_main(
     to: Literal["fork", "end"],
     progress: ProgressFn | None = None,
     progress_bar: bool = False,
+    runner: SegmentRunner = run_segment,
 ) -> CheckpointRef:
     """The main path (constant η_max) up to version ``version``'s fork step or its end ``S_i``.
 
     To the fork it starts from the previous version's end ``S_{i-1}``; to the end (the main tail,
     where the next version starts) from this version's fork. Always from its own checkpoint,
-    never from a branch.
+    never from a branch. ``runner`` trains the segment (in-process by default; a task passes its
+    torchrun launcher).
     """
     record = require_timeline(store).version(version)
     existing = record.fork_checkpoint if to == "fork" else record.version_end_checkpoint
@@ -148,7 +150,7 @@ def extend_main(
             progress_bar,
             keep,
         )
-        ref = run_segment(store, spec, progress).checkpoints[target]
+        ref = runner(store, spec, progress).checkpoints[target]
         _count_steps(store, "main", spec)
 
     def record_ref(timeline: Timeline | None) -> Timeline:
@@ -247,6 +249,7 @@ def branch(
     alpha: float | None = None,
     progress: ProgressFn | None = None,
     progress_bar: bool = False,
+    runner: SegmentRunner = run_segment,
 ) -> Branch:
     """Decay a branch of ``version`` from its main-path fork checkpoint to η_min.
 
@@ -268,7 +271,7 @@ def branch(
     )
     # one process trains a branch at a time (an update's and a re-run's of the same decay and α)
     with store.lease(layout.branch_lock(version, decay, alpha), on_wait=_log_wait(run)):
-        result = run_segment(store, spec, progress)
+        result = runner(store, spec, progress)
     _count_steps(store, "branch", spec)
     return Branch(
         version=version,

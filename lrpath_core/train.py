@@ -5,22 +5,23 @@ PTFS or CPT run are all segments that differ only in their :class:`LRPath`, data
 start. It resumes by itself from the newest complete checkpoint in its run folder, so a killed
 segment started again produces the same numbers as one that was never interrupted.
 
-Runs in-process on CPU or one GPU, or under ``torchrun`` (DDP, or FSDP with ``parallel="fsdp"``):
-``torchrun --nproc-per-node 2 -m lrpath_core.train --store URL --spec spec.json``.
+Runs in-process on CPU or one GPU (the slot :func:`lrpath_core.devices.bound_device` names), or under ``torchrun``
+(DDP, or FSDP with ``parallel="fsdp"``):
+``torchrun --standalone --nproc-per-node 2 -m lrpath_core.train --store URL --spec spec.json``
+(``tasks/torchrun.py`` starts it so from a training task).
 Spec and result types: :mod:`lrpath_core.segment`; one optimizer step: :mod:`lrpath_core.train_step`.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,9 +46,11 @@ from lrpath_core.checkpoint import (
     write_checkpoint,
 )
 from lrpath_core.config import OptimizerConfig
+from lrpath_core.devices import pick_device
 from lrpath_core.model import build_model, llama_config
 from lrpath_core.optimizer import make_optimizer
 from lrpath_core.packing import load_blocks, load_manifest
+from lrpath_core.rank_watch import PROGRESS_PREFIX, exit_when_gone, print_progress
 from lrpath_core.resume import newest_sound, prune
 from lrpath_core.schedules import lr_scheduler
 from lrpath_core.segment import DataSpec, SegmentError, SegmentResult, SegmentSpec
@@ -61,19 +64,8 @@ ProgressFn = Callable[[int, int, float, float], None]
 Losses = list[tuple[int, float, float]]
 
 
-@contextlib.contextmanager
-def cpu_threads_shared_by(segments: int) -> Iterator[None]:
-    """Split torch's CPU threads between ``segments`` segments that run side by side in threads.
-
-    Two segments with the default thread count each oversubscribe the cores and run many times
-    slower; on CUDA this changes nothing that matters.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, before // segments))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+SegmentRunner = Callable[["Store", SegmentSpec, "ProgressFn | None"], SegmentResult]
+"""Runs one segment: :func:`run_segment` in-process, or a task's torchrun launcher."""
 
 
 def data_hash(store: Store, spec: DataSpec) -> str:
@@ -144,7 +136,7 @@ def run_segment(store: Store, spec: SegmentSpec, progress: ProgressFn | None = N
 def _open(store: Store, spec: SegmentSpec) -> _Run:
     """Where the segment runs and its data stream, once the spec is known to fit both."""
     rank, world, local_rank = _dist_info()
-    device = _pick_device(spec.device, local_rank)
+    device = pick_device(spec.device, local_rank)
     if spec.data.batch_size % (world * spec.optimizer.grad_accum):
         raise SegmentError(
             f"batch_size {spec.data.batch_size} must split evenly over {world} rank(s) x "
@@ -163,15 +155,6 @@ def _dist_info() -> tuple[int, int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0))
     return 0, 1, 0
-
-
-def _pick_device(choice: str, local_rank: int) -> torch.device:
-    if choice == "cpu" or (choice == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise SegmentError("device 'cuda' was asked for but no CUDA device is visible")
-    torch.cuda.set_device(local_rank)
-    return torch.device("cuda", local_rank)
 
 
 def _resume_step(run: _Run) -> int | None:
@@ -371,16 +354,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec", required=True, help="path of a SegmentSpec JSON file")
     parser.add_argument("--result", help="write the SegmentResult JSON here (rank 0)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument(
+        "--progress-lines", action="store_true", help=f"rank 0 prints {PROGRESS_PREFIX} lines"
+    )
+    parser.add_argument(
+        "--watch-pid", type=int, default=0, help="exit when this process (the launcher) is gone"
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.watch_pid:
+        exit_when_gone(args.watch_pid)
     with open(args.spec) as f:
         spec = SegmentSpec.model_validate_json(f.read())
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         backend = "nccl" if torch.cuda.is_available() and spec.device != "cpu" else "gloo"
         dist.init_process_group(backend=backend)
+    rank, world, local_rank = _dist_info()
+    where = spec.device if spec.device == "cpu" else f"{spec.device} (local rank {local_rank})"
+    print(
+        f"lrpath_core.train rank {rank}/{world} on {where}, {torch.get_num_threads()} torch threads",
+        flush=True,
+    )
     try:
-        result = run_segment(Store(args.store), spec)
+        result = run_segment(Store(args.store), spec, print_progress if args.progress_lines else None)
         if args.result and _dist_info()[0] == 0:
             with open(args.result, "w") as f:
                 f.write(result.model_dump_json())
