@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ import pytest
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# device slots are per-host locks: a test session gets its own, so it never queues behind a demo
+os.environ.setdefault("LRPATH_DEVICE_LOCKS", tempfile.mkdtemp(prefix="lrpath-test-devices-"))
 
 TINY_OVERRIDES = {
     "data.vocab_size": 512,
