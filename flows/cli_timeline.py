@@ -110,19 +110,22 @@ def update(
 
 
 def status_dict(store: Store) -> dict:
-    from lrpath_core.pipeline import timeline_appl
-    from lrpath_core.report import timeline_rows
+    """The status of a store's timeline; each version's row and APPL use its current (newest)
+    revision, and ``steps_run`` counts re-run branches apart from the plan's steps."""
+    from lrpath_core.report import steps_count, timeline_appl, timeline_rows
     from lrpath_core.timeline_store import require_timeline
 
     timeline = require_timeline(store)
     costs = timeline.costs()
+    ps = costs.get("path_switching")
     return {
         "store": store.url,
         "versions": timeline_rows(timeline),
         "appl": timeline_appl(timeline),
-        "steps_run": timeline.steps_run.model_dump(),
+        "steps_run": steps_count(timeline).as_dict(),
         "paradigms": {name: cost.model_dump() for name, cost in costs.items()},
-        "relative_cost": costs["path_switching"].relative_cost if costs else None,
+        "relative_cost": ps.relative_cost if ps else None,
+        "relative_cost_without_final_tail": ps.relative_cost_without_final_tail if ps else None,
     }
 
 
@@ -130,7 +133,7 @@ def status(
     json_out: bool = typer.Option(False, "--json", help="print exactly one JSON object"),
     store: str = store_option(),
 ) -> None:
-    """The timeline: versions, PPL, published URLs, cost."""
+    """The timeline: versions, each one's current revision and its PPL, APPL, cost and steps run."""
     found = status_dict(Store(store))
     if json_out:
         print(json.dumps(found))
@@ -138,20 +141,31 @@ def status(
     print(f"store {found['store']}")
     print(
         f"{'ver':>3}  {'name':<10} {'status':<9} {'ΔT_i':>6} {'S_i':>6} {'fork':>6} {'B_i':>5} {'PPL':>9}  "
-        f"{'rev':>3}  published"
+        f"{'rev':>3}  {'decay':<8} published"
     )
     for row in found["versions"]:
         ppl = f"{row['ppl']:.3f}" if row["ppl"] is not None else "-"
         print(
             f"{row['version']:>3}  {row['name'][:10]:<10} {row['status']:<9} {row['delta_steps']:>6} "
             f"{row['cumulative_steps']:>6} {row['fork_step']:>6} {row['branch_steps']:>5} {ppl:>9}  "
-            f"{row['revision'] or '-':>3}  {row['published_url'] or '-'}"
+            f"{row['revision'] or '-':>3}  {row['revision_decay'] or '-':<8} {row['published_url'] or '-'}"
         )
     if found["appl"] is not None:
-        print(f"APPL {found['appl']:.3f}")
+        print(f"APPL {found['appl']:.3f} (each version's current revision)")
     for name, cost in found["paradigms"].items():
-        print(f"{name:<15} {cost['total_steps']:>8} steps  relative cost {cost['relative_cost']:.3f}")
-    print(f"steps run so far: main {found['steps_run']['main']}, branches {found['steps_run']['branch']}")
+        without = cost.get("relative_cost_without_final_tail")
+        extra = (
+            f"; {without:.3f} without the last version's main tail ({cost['total_steps_without_final_tail']} "
+            "steps), which no release uses"
+            if without is not None
+            else ""
+        )
+        print(f"{name:<15} {cost['total_steps']:>8} steps  relative cost {cost['relative_cost']:.3f}{extra}")
+    run = found["steps_run"]
+    print(
+        f"steps run so far: main {run['main']}, branches {run['branch']}"
+        f" (+ {run['rerun']} in re-run branches, not in the plan's cost; {run['total']} in all)"
+    )
 
 
 def release(

@@ -1,10 +1,10 @@
 """Ingest: a data drop becomes the timeline's next version (validated, tokenized, packed, planned).
 
 Each shard of a drop is read once (:func:`read_drop`), its documents spooled to a local temporary
-file; from there they train the tokenizer (version 1 only) and are packed, so no shard is held
-in memory. The first version also fixes the project's tokenizer and saves the configuration. A
-drop with a bad file is held as a whole: bad files of a drop in ``incoming/`` move to
-``quarantine/`` with a reason, and nothing is added to the timeline.
+file; from there they train the tokenizer (version 1's training documents only) and are packed,
+so no shard is held in memory. The first version also fixes the project's tokenizer and saves the
+configuration. A drop with a bad file is held as a whole: bad files of a drop in ``incoming/``
+move to ``quarantine/`` with a reason, and nothing is added to the timeline.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from lrpath_core import layout
 from lrpath_core.config import DataConfig, ProjectConfig
 from lrpath_core.incoming import hold, incoming_name
-from lrpath_core.packing import VersionManifest, pack_version
+from lrpath_core.packing import SPLIT_FORMAT, VersionManifest, load_manifest, pack_version, training_documents
 from lrpath_core.shards import Shard, ShardError, data_sha256, list_shard_sizes, read_shard
 from lrpath_core.storage import Store
 from lrpath_core.timeline import Timeline, TimelineError, VersionRecord, plan_versions
@@ -69,11 +69,11 @@ def read_drop(store: Store, source_url: str, name: str, max_shard_bytes: int | N
 
 
 def first_tokenizer(config: ProjectConfig, shards: list[Shard]) -> Any:
-    """The project's tokenizer, trained once on version 1's documents (saved by the caller only once
-    version 1 is accepted, so a refused first drop leaves no tokenizer behind)."""
-    return train_tokenizer(
-        (document for shard in shards for document in shard.documents), config.data.vocab_size
-    )
+    """The project's tokenizer, trained once on version 1's *training* documents (the held-out ones,
+    :func:`~lrpath_core.packing.is_validation_document`, are left out so that validation text never
+    shaped the vocabulary); saved by the caller only once version 1 is accepted, so a refused first
+    drop leaves no tokenizer behind."""
+    return train_tokenizer(training_documents(shards, config.data.val_fraction), config.data.vocab_size)
 
 
 def ingest_data(
@@ -134,6 +134,16 @@ def _add_version(store: Store, config: ProjectConfig, source_url: str, name: str
     number = len(timeline.versions) + 1 if timeline else 1
     if number == 1:
         save_config(store, config)
+    elif (old := load_manifest(store, 1).split_format) != SPLIT_FORMAT:
+        log.warning(
+            "%s: version 1 was split with split format %d (validation blocks held out after packing, "
+            "tokenizer trained on its validation text too); version %d is split by document (format %d). "
+            "Start a new store to evaluate every version without that leak",
+            store.url,
+            old,
+            number,
+            SPLIT_FORMAT,
+        )
     manifest = _pack(store, config, number, source_url, name, shards)
     delta = steps_of(manifest, config)
 

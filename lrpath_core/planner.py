@@ -22,6 +22,11 @@ from lrpath_core.timeline import (
     retained_checkpoints,
 )
 
+FINAL_TAIL_NOTE = (
+    "path switching's relative cost counts the last version's main tail (its fork to S_V), which no "
+    "release uses until a next version arrives; 'without final tail' leaves it out"
+)
+
 
 class PlanRequest(BaseModel):
     """What a plan needs; the values a timeline would use come from ``ProjectConfig``."""
@@ -58,6 +63,9 @@ class PlanReport(BaseModel):
     paradigms: dict[Paradigm, ParadigmCost]
 
     def to_json_dict(self) -> dict:
+        """``relative_cost`` counts every step path switching runs; ``…_without_final_tail`` leaves out
+        the last version's main tail (fork to ``S_V``), which no release uses until a next version."""
+        ps = self.paradigms["path_switching"]
         return {
             "versions": [v.model_dump() for v in self.versions],
             "paradigms": {k: v.model_dump() for k, v in self.paradigms.items()},
@@ -69,6 +77,8 @@ class PlanReport(BaseModel):
             "retain_every": self.request.retain_every,
             "retained_checkpoints": retained_checkpoints(self.versions),
             "retained_checkpoint_bytes": self.retained_bytes(),
+            "relative_cost": ps.relative_cost,
+            "relative_cost_without_final_tail": ps.relative_cost_without_final_tail,
         }
 
     def retained_bytes(self) -> int:
@@ -102,9 +112,17 @@ class PlanReport(BaseModel):
             f"{self.retained_bytes() / 2**30:.2f} GiB for model {self.request.model_preset} "
             f"(steps {', '.join(map(str, kept))})",
         ]
-        lines += ["", f"{'paradigm':<15}  {'total steps':>11}  {'relative cost':>13}"]
+        lines += [
+            "",
+            f"{'paradigm':<15}  {'total steps':>11}  {'relative cost':>13}  {'without final tail':>18}",
+        ]
         for name, cost in self.paradigms.items():
-            lines.append(f"{name:<15}  {cost.total_steps:>11}  {cost.relative_cost:>13.4f}")
+            without = cost.relative_cost_without_final_tail
+            cell = (
+                f"{without:.4f} ({cost.total_steps_without_final_tail} steps)" if without is not None else "-"
+            )
+            lines.append(f"{name:<15}  {cost.total_steps:>11}  {cost.relative_cost:>13.4f}  {cell:>18}")
+        lines += ["", FINAL_TAIL_NOTE]
         return "\n".join(lines)
 
     def lr_paths(self):

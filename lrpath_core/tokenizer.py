@@ -1,4 +1,5 @@
-"""The project's fixed tokenizer: byte-level BPE, trained once at bootstrap on version 1's text.
+"""The project's fixed tokenizer: byte-level BPE, trained once at bootstrap on version 1's training
+documents (never on the held-out ones: :func:`lrpath_core.packing.training_documents`).
 
 Byte-level means every string is encodable (no unknown token). ``<|endoftext|>`` has id 0 and
 ends every document. The stored form is what ``AutoTokenizer.from_pretrained(folder)`` reads.
@@ -74,7 +75,7 @@ def load_tokenizer(store: Store, rel: str) -> PreTrainedTokenizerFast:
     if not store.exists(f"{rel}/tokenizer.json"):
         raise TokenizerError(
             f"no tokenizer at {url} (tokenizer.json is missing): train it at bootstrap "
-            f"(train_tokenizer on version 1's text, then save_tokenizer)"
+            f"(train_tokenizer on version 1's training documents, then save_tokenizer)"
         )
     with tempfile.TemporaryDirectory(prefix="lrpath-tok-") as tmp:
         for name in TOKENIZER_FILES:

@@ -61,3 +61,16 @@ def test_bad_arguments_exit_nonzero_with_one_clear_line(args, needle):
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("lrpath: error:") and needle in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_plan_states_path_switchings_cost_with_and_without_the_final_tail(capsys):
+    args = ["plan", "--steps", "100,100,100,100", "--alpha", "0.18", "--warmup", "5"]
+    assert main([*args, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    ps = out["paradigms"]["path_switching"]
+    assert (out["relative_cost"], out["relative_cost_without_final_tail"]) == (0.58, 0.508)
+    assert (ps["relative_cost"], ps["relative_cost_without_final_tail"]) == (0.58, 0.508)
+    assert (ps["total_steps"], ps["total_steps_without_final_tail"]) == (580, 508)
+    assert main(args) == 0
+    [row] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("path_switching")]
+    assert row.split()[1:] == ["580", "0.5800", "0.5080", "(508", "steps)"]

@@ -24,7 +24,7 @@ from lrpath_core import shards as shards_module
 from lrpath_core.config import DataConfig
 from lrpath_core.incoming import ready_folders, release_hold
 from lrpath_core.ingest import DropRejected, add_version, ingest_data, read_drop, steps_of
-from lrpath_core.packing import load_manifest, pack_version
+from lrpath_core.packing import is_validation_document, load_manifest, pack_version
 from lrpath_core.shards import MAX_LINE_BYTES, ShardError
 from lrpath_core.storage import Store
 from lrpath_core.synthetic import synthetic_documents
@@ -32,7 +32,12 @@ from lrpath_core.timeline import TimelineError
 from lrpath_core.timeline_store import load_timeline
 from lrpath_core.tokenizer import train_tokenizer
 
-GOOD = "A well formed entry about apples.\n\nAnother paragraph about pears and plums.\n\n" * 200
+# distinct paragraphs: validation holds out whole documents by their text, so repeats of one
+# paragraph would all land on one side
+GOOD = "".join(
+    f"A well formed entry {i} about apples.\n\nAnother paragraph {i} about pears and plums.\n\n"
+    for i in range(200)
+)
 
 
 def write_bad(folder: Path, kind: str) -> str | None:
@@ -250,7 +255,15 @@ def test_ingest_data_bootstraps_the_tokenizer_once(tmp_path, make_config) -> Non
     assert steps_of(second, cfg) == second.train_blocks // cfg.optimizer.batch_size
 
 
-PROPERTY_GOOD = "apples and pears grow here.\n\nplums are sweet and small.\n\n" * 6
+def _property_good() -> str:
+    """Under 400 bytes of distinct paragraphs, some held out at val_fraction 0.1 (a block of 8 each way)."""
+    candidates = [f"pears and plums {i}." for i in range(200)]
+    held = [d for d in candidates if is_validation_document(d, 0.1)][:3]
+    trained = [d for d in candidates if not is_validation_document(d, 0.1)][:12]
+    return "".join(f"{d}\n\n" for d in held + trained)
+
+
+PROPERTY_GOOD = _property_good()
 _drop_numbers = itertools.count()
 
 

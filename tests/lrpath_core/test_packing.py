@@ -13,7 +13,14 @@ import lrpath_core.tokenizer as tokenizer_module
 from lrpath_core import layout, npy_files
 from lrpath_core import shards as shards_module
 from lrpath_core.block_stream import BlockStream
-from lrpath_core.packing import IngestError, load_blocks, load_manifest, pack_version
+from lrpath_core.packing import (
+    SPLIT_FORMAT,
+    IngestError,
+    is_validation_document,
+    load_blocks,
+    load_manifest,
+    pack_version,
+)
 from lrpath_core.shards import Shard, list_shards, read_shard
 from lrpath_core.storage import Store, StoreError
 from lrpath_core.synthetic import synthetic_documents
@@ -49,6 +56,19 @@ def _mixed_version(folder: Path) -> dict[str, list[str]]:
     return {"a.txt": docs[:10], "b.jsonl": docs[10:20], "c.parquet": docs[20:]}
 
 
+def _streams(tok, docs: list[str], val_fraction: float) -> tuple[list[int], list[int]]:
+    """The train and val id streams ingest must pack: each document's ids and EOS, on its side."""
+    sides: tuple[list[int], list[int]] = ([], [])
+    for document, ids in zip(docs, encode_documents(tok, docs), strict=True):
+        sides[is_validation_document(document, val_fraction)].extend([*ids, 0])
+    return sides
+
+
+def _blocks(stream: list[int], seq_len: int) -> np.ndarray:
+    n = len(stream) // seq_len
+    return np.array(stream[: n * seq_len], dtype=np.int32).reshape(n, seq_len)
+
+
 def _read(folder: Path) -> list[Shard]:
     return [read_shard(u) for u in list_shards(str(folder))]
 
@@ -73,16 +93,17 @@ def test_txt_jsonl_parquet_ingest_into_packed_blocks(tmp_path, store, tok) -> No
         assert shard.sha256 == read_shard(shard.url).sha256 and shard.from_cache is False
         stream += [t for e in encoded for t in (*e, 0)]
     assert manifest.tokens == len(stream)
-    n = len(stream) // SEQ
-    assert manifest.train_blocks + manifest.val_blocks == n
-    assert manifest.val_blocks == max(1, round(0.2 * n))
-    assert manifest.dropped_tokens == len(stream) - n * SEQ
+    all_docs = [d for name in ("a.txt", "b.jsonl", "c.parquet") for d in expected_docs[name]]
+    train_ids, val_ids = _streams(tok, all_docs, 0.2)
+    assert manifest.split_format == SPLIT_FORMAT == 2
+    assert (manifest.train_documents, manifest.val_documents) == (24, 6), "the test wants both sides"
+    assert manifest.val_tokens == len(val_ids) and len(train_ids) + len(val_ids) == len(stream)
+    assert (manifest.train_blocks, manifest.val_blocks) == (len(train_ids) // SEQ, len(val_ids) // SEQ)
+    assert manifest.dropped_tokens == len(train_ids) % SEQ + len(val_ids) % SEQ
 
     train, val = load_blocks(store, 1, "train"), load_blocks(store, 1, "val")
     assert train.dtype == np.int32 and train.shape == (manifest.train_blocks, SEQ) and val.shape[1] == SEQ
-    expected_blocks = np.array(stream[: n * SEQ]).reshape(n, SEQ)
-    got = np.vstack([train, val])
-    assert sorted(map(tuple, got.tolist())) == sorted(map(tuple, expected_blocks.tolist()))
+    assert np.array_equal(train, _blocks(train_ids, SEQ)) and np.array_equal(val, _blocks(val_ids, SEQ))
     assert load_manifest(store, 1) == manifest
     assert sorted(store.walk_files("data")) == ["v1/manifest.json", "v1/train.npy", "v1/val.npy"]
 
@@ -91,7 +112,7 @@ def test_reingest_uses_the_token_cache(tmp_path, store, tok, monkeypatch) -> Non
     folder = tmp_path / "incoming" / "v1"
     _mixed_version(folder)
     shards = _read(folder)
-    first = pack_version(store, 1, shards, tok, SEQ, 0.1, 0, None, str(folder))
+    first = pack_version(store, 1, shards, tok, SEQ, 0.3, 0, None, str(folder))
     assert first.cache_hits == 0
     cached = sorted(store.walk_files("cache/tokens"))
     assert len(cached) == 3 and all(c.endswith(".npy") for c in cached)
@@ -101,10 +122,15 @@ def test_reingest_uses_the_token_cache(tmp_path, store, tok, monkeypatch) -> Non
 
     monkeypatch.setattr(tokenizer_module, "document_ids", no_tokenizing)
     monkeypatch.setattr(shards_module, "read_shard", no_tokenizing)  # packing never reads a shard
-    again = pack_version(store, 1, shards, tok, SEQ, 0.1, 0, None, str(folder))
+    again = pack_version(store, 1, shards, tok, SEQ, 0.3, 0, None, str(folder))
     assert again.cache_hits == 3 and all(s.from_cache for s in again.shards)
     assert [s.documents for s in again.shards] == [s.documents for s in first.shards]
     assert again.data_sha256 == first.data_sha256 and again.tokens == first.tokens
+    assert (again.train_blocks, again.val_blocks, again.val_documents) == (
+        first.train_blocks,
+        first.val_blocks,
+        first.val_documents,
+    ), "a cached shard splits by document as a tokenized one"
     assert sorted(store.walk_files("cache/tokens")) == cached
     monkeypatch.undo()
 
@@ -113,30 +139,17 @@ def test_reingest_uses_the_token_cache(tmp_path, store, tok, monkeypatch) -> Non
     renamed.mkdir()
     (renamed / "zz.txt").write_bytes((folder / "a.txt").read_bytes())
     (renamed / "zz.jsonl").write_bytes((folder / "b.jsonl").read_bytes())
-    assert _pack(store, 2, renamed, tok, SEQ, 0.1, seed=0).cache_hits == 2
+    assert _pack(store, 2, renamed, tok, SEQ, 0.3, seed=0).cache_hits == 2
 
 
 def test_a_new_tokenizer_does_not_reuse_the_cache(tmp_path, store, tok) -> None:
     folder = tmp_path / "incoming" / "v1"
     _txt(folder, "a.txt", synthetic_documents(1, 30, seed=2))
-    _pack(store, 1, folder, tok, SEQ, 0.1, seed=0)
+    _pack(store, 1, folder, tok, SEQ, 0.3, seed=0)
     other = train_tokenizer(synthetic_documents(2, 100, seed=0), vocab_size=300)
-    manifest = _pack(store, 1, folder, other, SEQ, 0.1, seed=0)
+    manifest = _pack(store, 1, folder, other, SEQ, 0.3, seed=0)
     assert manifest.cache_hits == 0
     assert len(store.ls("cache/tokens")) == 2
-
-
-def test_split_is_deterministic_for_a_seed(tmp_path, tok) -> None:
-    folder = tmp_path / "incoming" / "v1"
-    _txt(folder, "a.txt", synthetic_documents(1, 60, seed=4))
-    results = {}
-    for label, seed in (("a", 0), ("b", 0), ("c", 1)):
-        s = Store(str(tmp_path / f"store-{label}"))
-        _pack(s, 1, folder, tok, SEQ, 0.25, seed=seed)
-        results[label] = (load_blocks(s, 1, "train"), load_blocks(s, 1, "val"))
-    assert all(np.array_equal(x, y) for x, y in zip(results["a"], results["b"], strict=True))
-    assert not np.array_equal(results["a"][1], results["c"][1])
-    assert len(results["a"][1]) == len(results["c"][1])
 
 
 def test_too_little_text_is_refused_without_writing_the_version(tmp_path, store, tok) -> None:
@@ -161,7 +174,7 @@ def test_manifest_is_written_last(tmp_path, tok, monkeypatch) -> None:
 
     folder = tmp_path / "incoming" / "v1"
     _txt(folder, "a.txt", synthetic_documents(1, 30, seed=2))
-    _pack(RecordingStore(str(tmp_path / "store")), 1, folder, tok, SEQ, 0.1, seed=0)
+    _pack(RecordingStore(str(tmp_path / "store")), 1, folder, tok, SEQ, 0.3, seed=0)
     assert written[-3:] == ["data/v1/train.npy", "data/v1/val.npy", "data/v1/manifest.json"]
 
 
@@ -177,7 +190,7 @@ def test_stream_over_ingested_versions(tmp_path, store, tok) -> None:
         folder = tmp_path / "incoming" / f"v{v}"
         _txt(folder, "a.txt", synthetic_documents(v, 40, seed=0))
         shards = [read_shard(u) for u in list_shards(str(folder))]
-        pack_version(store, v, shards, tok, SEQ, 0.1, 0, None, str(folder))
+        pack_version(store, v, shards, tok, SEQ, 0.2, 0, None, str(folder))
     blocks = [load_blocks(store, v, "train") for v in (1, 2)]
     stream = BlockStream(blocks, batch_size=4, seed=0)
     assert stream.steps_per_version == [len(b) // 4 for b in blocks]
@@ -222,13 +235,10 @@ def test_packing_in_small_pieces_writes_what_np_save_of_the_whole_version_writes
     ]
     for shard, ids in zip(manifest.shards, per_shard, strict=True):
         assert whole.read_bytes(layout.token_cache(manifest.tokenizer_sha256, shard.sha256)) == saved(ids)
-    stream = np.concatenate(per_shard)
-    n = stream.size // SEQ
-    blocks = stream[: n * SEQ].reshape(n, SEQ)
-    order = np.random.default_rng((3, 1)).permutation(n)
-    n_val = max(1, round(0.2 * n))
-    assert whole.read_bytes("data/v1/val.npy") == saved(blocks[np.sort(order[:n_val])])
-    assert whole.read_bytes("data/v1/train.npy") == saved(blocks[np.sort(order[n_val:])])
+    all_docs = [d for name in ("a.txt", "b.jsonl", "c.parquet") for d in docs[name]]
+    train_ids, val_ids = _streams(tok, all_docs, 0.2)
+    assert whole.read_bytes("data/v1/val.npy") == saved(_blocks(val_ids, SEQ))
+    assert whole.read_bytes("data/v1/train.npy") == saved(_blocks(train_ids, SEQ))
 
 
 @pytest.mark.parametrize("shape", [(0,), (1,), (10**12,), (0, 16), (3, 128), (2_000_000, 4096)])
