@@ -1,8 +1,11 @@
-"""``compare-paradigms``: PTFS vs CPT vs path switching on the same data (DESIGN.md §1).
+"""``compare-paradigms``: every paradigm on the same data, per seed (DESIGN.md §1, docs/method.md).
 
-prepare (shared data store, plan) ─┬─► PTFS ────────────┐
-                                   ├─► CPT ─────────────┼─► report (results.json, plots, artifacts)
-                                   └─► path switching ──┘
+per seed s: prepare s (shared data store, plan) ─┬─► PTFS s ────────────┐
+                                                 ├─► CPT s ─────────────┤
+                                                 ├─► CPT + replay s ────┤
+                                                 ├─► WSD-S s ───────────┼─► report (results.json, plots, artifacts)
+                                                 ├─► infinite s ────────┤
+                                                 └─► path switching s ──┘
 """
 
 from __future__ import annotations
@@ -16,10 +19,18 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
 from lrpath_core import layout
-from lrpath_core.compare_report import ORDER, format_table, markdown_report, summarize, table_rows
+from lrpath_core.compare import RUNS, compare_seeds
+from lrpath_core.compare_report import SeedRuns, format_table, markdown_report, summarize, table_rows
 from lrpath_core.compare_result import CompareResult
-from lrpath_core.compare_runs import ParadigmRun, run_cpt, run_path_switching, run_ptfs
-from lrpath_core.compare_setup import CompareSetup, compare_config, prepare_comparison
+from lrpath_core.compare_runs import ParadigmRun
+from lrpath_core.compare_setup import (
+    CompareSetup,
+    compare_config,
+    compare_settings,
+    parse_paradigms,
+    prepare_comparison,
+    seeded,
+)
 from lrpath_core.config import CompareSettings, ModelConfig, ProjectConfig
 from lrpath_core.plots import LABELS
 from lrpath_core.storage import Store
@@ -27,7 +38,6 @@ from lrpath_core.timeline import Paradigm
 from tasks.progress import SegmentProgress
 from tasks.training import gpu_slot
 
-RUNS = {"ptfs": run_ptfs, "cpt": run_cpt, "path_switching": run_path_switching}
 _ONE_AT_A_TIME = threading.Lock()
 
 
@@ -42,36 +52,41 @@ def training_slot():
         yield
 
 
-@task(name="compare-prepare", cache_policy=NONE)
-def prepare(data: str, out: str, config: ProjectConfig, versions: int | None) -> CompareSetup:
-    """Ingest the versions into the shared data store and plan them."""
-    return prepare_comparison(data, out, config, versions)
+@task(name="compare-prepare", task_run_name="prepare-seed-{config.optimizer.seed}", cache_policy=NONE)
+def prepare(
+    data: str, out: str, config: ProjectConfig, versions: int | None, settings: CompareSettings
+) -> CompareSetup:
+    """Ingest the versions into the seed's shared data store and plan them."""
+    return prepare_comparison(data, out, config, versions, settings)
 
 
-@task(name="compare-train", task_run_name="train-{paradigm}", cache_policy=NONE)
+@task(name="compare-train", task_run_name="train-{paradigm}-seed-{setup.seed}", cache_policy=NONE)
 def train_paradigm(paradigm: Paradigm, setup: CompareSetup, config: ProjectConfig) -> ParadigmRun:
-    """Every release of one paradigm, evaluated on every version seen so far."""
-    prefix = paradigm.replace("_", "-")
+    """Every release of one paradigm for one seed, evaluated on every version seen so far."""
+    prefix = f"{paradigm.replace('_', '-')}-seed-{setup.seed}"
 
     def progress(segment: str) -> SegmentProgress:
-        return SegmentProgress(f"{prefix}-{segment}", f"{LABELS[paradigm]}: segment {segment}")
+        return SegmentProgress(
+            f"{prefix}-{segment}", f"{LABELS[paradigm]} (seed {setup.seed}): segment {segment}"
+        )
 
     with training_slot():
-        return RUNS[paradigm](setup, config, progress=progress)
+        return RUNS[paradigm](setup, config, False, progress)
 
 
 @task(name="compare-report", cache_policy=NONE)
-def report(setup: CompareSetup, config: ProjectConfig, runs: dict[Paradigm, ParadigmRun]) -> CompareResult:
+def report(setups: list[CompareSetup], config: ProjectConfig, runs: SeedRuns) -> CompareResult:
     """Check the costs, write results.json and the plots, post a table and a markdown artifact."""
-    result = summarize(setup, config, runs)
+    result = summarize(setups, config, runs)
     best = min(result.paradigms.items(), key=lambda item: item[1].appl)[0]
     create_table_artifact(
         table_rows(result),
         key="compare-paradigms",
-        description=f"PPL per release, APPL and relative cost (lowest APPL: {best})",
+        description=f"PPL per release, APPL (mean ± std over seeds) and relative cost (lowest APPL: {best})",
     )
-    markdown = markdown_report(result) + f"\n\nFiles: `{setup.out}` (results.json, results.txt, plots)"
-    store = Store(setup.out)
+    out = setups[0].out
+    markdown = markdown_report(result) + f"\n\nFiles: `{out}` (results.json, results.txt, plots)"
+    store = Store(out)
     if store.is_local:
         _, ppl_png, cost_png = layout.COMPARE_PLOTS
         for name in (cost_png, ppl_png):
@@ -93,14 +108,19 @@ def compare_paradigms(
     decay: str | None = None,
     seed: int | None = None,
     config_path: str | None = None,
+    paradigms: str | list[str] | None = None,
+    seeds: str | list[int] | None = None,
+    cpt_optimizer: str | None = None,
+    replay_fraction: float | None = None,
 ) -> dict:
-    """PTFS, CPT and path switching on the same versions; returns results.json's content.
+    """Every paradigm (or ``paradigms``) per seed on the same versions; returns results.json's content.
 
     ``model`` is a preset (default ``ModelConfig.preset``'s); ``quick`` sizes the data for a CPU (the
     configuration's default vocab, seq_len and batch_size) whatever the preset; ``config_path``
     (an lrpath.yaml) replaces those sizes. ``alpha``, ``decay`` and ``seed`` override the
-    configuration when given. Re-running resumes; another ``alpha`` or ``decay`` in the same
-    ``out`` re-runs path switching only.
+    configuration when given; ``seeds`` (``0,1,2``) runs every paradigm once per seed. Each
+    paradigm × seed is a task. Re-running resumes; another ``alpha`` or ``decay`` in the same
+    ``out`` re-runs only what depends on it.
     """
     config = compare_config(
         out,
@@ -111,8 +131,18 @@ def compare_paradigms(
         seed=seed,
         config_path=config_path,
     )
-    setup = prepare(data, out, config, versions)
-    futures = {p: train_paradigm.submit(p, setup, config) for p in ORDER}
-    result = report(setup, config, {p: f.result() for p, f in futures.items()})
+    settings = compare_settings(
+        paradigms, seeds, cpt_optimizer=cpt_optimizer, replay_fraction=replay_fraction
+    )
+    names = parse_paradigms(settings.paradigms)
+    # one seed's data at a time (ingest trains a tokenizer); the training tasks then run as slots allow
+    seeds = compare_seeds(config, settings)
+    setups = {s: prepare(data, out, seeded(config, s), versions, settings) for s in seeds}
+    futures = {
+        s: {p: train_paradigm.submit(p, setup, seeded(config, s)) for p in names}
+        for s, setup in setups.items()
+    }
+    runs = {s: {p: f.result() for p, f in by_name.items()} for s, by_name in futures.items()}
+    result = report(list(setups.values()), config, runs)
     print(format_table(result))
     return result.model_dump(mode="json")

@@ -1,32 +1,58 @@
-"""PTFS vs CPT vs path switching on the same data, tokenizer, model, batch, LRs, warm-up and seed.
+"""Every paradigm on the same data, tokenizer, model, batch, LRs, warm-up, decay shape and seeds.
 
 Layout under ``out`` (paths in :mod:`lrpath_core.layout`)::
 
-    data/                        shared data store: tokenizer (trained on v1), token cache, data/v{i}
-    ptfs/v{i}/                   PTFS run of version i: from scratch, global shuffle of D_1..D_i, S_i steps
-    cpt/v{i}/                    CPT run of version i: v1 = PTFS v1, then from v_{i-1}'s release, ΔT_i steps
-    path_switching/alpha-{α}/    a store with its own timeline: main path + branches (lrpath_core.pipeline)
-    compare.json                 the data and settings this folder was made with (a resume must match)
+    seed-{s}/                    one seed's runs (optimizer.seed = s: init, data order, validation split)
+      compare.json               the data and settings this seed's folder was made with (a resume must match)
+      data/                      shared data store: tokenizer (trained on v1), token cache, data/v{i}
+      ptfs/{decay}/v{i}/         PTFS of version i: from scratch, global shuffle of D_1..D_i, S_i steps
+      cpt/{keep|reset}/{decay}/  CPT: v1 = PTFS v1, then from v_{i-1}'s release, ΔT_i steps
+      cpt_replay/{keep|reset}-r{f}/{decay}/   CPT whose updates replay a fraction f of earlier data
+      wsd_s/alpha-{α}/{decay}/   WSD-S: one trajectory, a decay at the end of each version
+      infinite/alpha-{α}-plateau-{r}-cooldown-{c}/   main path at a plateau, an anneal per release
+      path_switching/alpha-{α}/  a store with its own timeline: main path + branches (lrpath_core.pipeline)
     results.json  results.txt  lr_paths.png  ppl_per_version.png  cost_vs_appl.png
 
-The paradigm stores share nothing but the tokenizer and the data: PTFS and CPT get copies of the
-data store's tokenizer and versions; the path-switching store gets the tokenizer and the token
-cache and ingests the versions itself (every shard a cache hit, so the same blocks), which gives
-it the timeline the pipeline's functions work on unchanged. Decay shapes of one α share that
-store's main path and differ only in their branches, as ``rerun-branch`` does; PTFS and CPT do
-not depend on α or the branch shape, so a sweep over those re-runs path switching only.
+Equal terms: one ``paradigm.decay`` shape is every paradigm's decay (PTFS's, CPT's, the
+branches', the anneals'), so every run folder that depends on the shape is keyed by it. The
+paradigm stores share nothing but the seed's tokenizer and data: most get copies of the data
+store's tokenizer and versions; the path-switching store gets the tokenizer and the token cache
+and ingests the versions itself (every shard a cache hit, so the same blocks), which gives it
+the timeline the pipeline's functions work on unchanged.
 
-Setup: :mod:`lrpath_core.compare_setup`; the runs: :mod:`lrpath_core.compare_runs`; results:
-:mod:`lrpath_core.compare_report`; figures: :mod:`lrpath_core.plots`.
+Setup: :mod:`lrpath_core.compare_setup`; the runs: :mod:`lrpath_core.compare_runs` (path
+switching), :mod:`lrpath_core.compare_baselines` (PTFS, CPT, CPT with replay),
+:mod:`lrpath_core.compare_related` (WSD-S, infinite); results: :mod:`lrpath_core.compare_report`;
+figures: :mod:`lrpath_core.plots`.
 """
 
 from __future__ import annotations
 
-from lrpath_core.compare_report import summarize
+from collections.abc import Callable
+
+from lrpath_core.compare_baselines import run_cpt, run_cpt_replay, run_ptfs
+from lrpath_core.compare_related import run_infinite, run_wsd_s
+from lrpath_core.compare_report import SeedRuns, summarize
 from lrpath_core.compare_result import CompareResult
-from lrpath_core.compare_runs import run_cpt, run_path_switching, run_ptfs
-from lrpath_core.compare_setup import prepare_comparison
-from lrpath_core.config import ProjectConfig
+from lrpath_core.compare_runs import ParadigmRun, ProgressFactory, run_path_switching
+from lrpath_core.compare_setup import CompareSetup, parse_paradigms, prepare_comparison, seeded
+from lrpath_core.config import CompareSettings, ProjectConfig
+from lrpath_core.timeline import Paradigm
+
+RunFn = Callable[[CompareSetup, ProjectConfig, bool, ProgressFactory | None], ParadigmRun]
+RUNS: dict[Paradigm, RunFn] = {
+    "ptfs": run_ptfs,
+    "cpt": run_cpt,
+    "cpt_replay": run_cpt_replay,
+    "wsd_s": run_wsd_s,
+    "infinite": run_infinite,
+    "path_switching": run_path_switching,
+}
+
+
+def compare_seeds(config: ProjectConfig, settings: CompareSettings) -> list[int]:
+    """The seeds a comparison runs: ``settings.seeds``, else the configuration's ``optimizer.seed``."""
+    return settings.seeds or [config.optimizer.seed]
 
 
 def compare_paradigms(
@@ -35,17 +61,20 @@ def compare_paradigms(
     config: ProjectConfig,
     versions: int | None = None,
     progress_bar: bool = False,
+    settings: CompareSettings | None = None,
 ) -> CompareResult:
-    """Run PTFS, CPT and path switching on ``data``'s versions and write the comparison to ``out``.
+    """Run ``settings.paradigms`` for every seed on ``data``'s versions; write the comparison to ``out``.
 
     Resumable: finished segments and evaluations are found and reused, a half-done segment
-    resumes from its newest checkpoint. Another ``paradigm.alpha``/``paradigm.decay`` in the same
-    ``out`` re-runs path switching only.
+    resumes from its newest checkpoint; another seed, shape or α re-runs only what depends on it.
     """
-    setup = prepare_comparison(data, out, config, versions)
-    runs = {
-        "ptfs": run_ptfs(setup, config, progress_bar),
-        "cpt": run_cpt(setup, config, progress_bar),
-        "path_switching": run_path_switching(setup, config, progress_bar),
-    }
-    return summarize(setup, config, runs)
+    settings = settings or CompareSettings()
+    names = parse_paradigms(settings.paradigms)
+    setups: list[CompareSetup] = []
+    runs: SeedRuns = {}
+    for seed in compare_seeds(config, settings):
+        seed_config = seeded(config, seed)
+        setup = prepare_comparison(data, out, seed_config, versions, settings)
+        setups.append(setup)
+        runs[seed] = {name: RUNS[name](setup, seed_config, progress_bar, None) for name in names}
+    return summarize(setups, config, runs)

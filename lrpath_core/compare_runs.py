@@ -1,12 +1,13 @@
-"""The three paradigms' runs of a comparison, each in a store of its own, and their releases' PPL.
+"""What every paradigm run of a comparison shares, and path switching's run.
 
-PTFS and CPT (the baselines) train plain segments in stores holding copies of the shared
-tokenizer and versions, and count their steps from each run's loss log (one row per optimizer
-step, kept across a resume). Path switching is the pipeline's own DAG (main path to the fork,
-branch, main tail) on a store with a timeline; its steps come from ``timeline.segments``, where
-the pipeline records every finished segment once. Each release's PPL is cached next to its run,
-keyed by the checkpoint's manifest hash, so a resumed or repeated comparison trains and
-evaluates nothing twice.
+Every paradigm trains in a store of its own. The baselines (:mod:`lrpath_core.compare_baselines`)
+and the related work's paradigms (:mod:`lrpath_core.compare_related`) train plain segments in
+stores holding copies of the seed's shared tokenizer and versions, and count their steps from
+each run's loss log (one row per optimizer step, kept across a resume). Path switching is the
+pipeline's own DAG (main path to the fork, branch, main tail) on a store with a timeline; its
+steps come from ``timeline.segments``, where the pipeline records every finished segment once.
+Each release's PPL is cached next to its run, keyed by the checkpoint's manifest hash, so a
+resumed or repeated comparison trains and evaluates nothing twice.
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ from pydantic import BaseModel, Field
 
 from lrpath_core import layout, pipeline
 from lrpath_core.checkpoint import list_checkpoints, read_manifest
-from lrpath_core.compare_setup import BASELINE_SHAPE, CompareError, CompareSetup, data_store, settings_hash
+from lrpath_core.compare_setup import CompareError, CompareSetup, data_store, settings_hash
 from lrpath_core.config import ProjectConfig
 from lrpath_core.evaluate import Perplexity, evaluate_checkpoint
 from lrpath_core.ingest import add_version
 from lrpath_core.packing import load_manifest
+from lrpath_core.schedules import LRPath
 from lrpath_core.segment import SegmentSpec
 from lrpath_core.storage import Store, join
-from lrpath_core.timeline import Paradigm, Timeline, VersionPlan, baseline_lr_path
+from lrpath_core.timeline import Paradigm, Timeline
 from lrpath_core.timeline_store import load_timeline, require_timeline, store_config
 from lrpath_core.train import ProgressFn, run_segment
 
@@ -47,6 +49,7 @@ class ParadigmRun(BaseModel):
     """One paradigm's releases, as its run function returns them (``run.json`` in its store)."""
 
     paradigm: Paradigm
+    seed: int = 0
     store: str
     releases: list[ReleaseResult]
     seconds: float = Field(description="wall time of the call that returned this (resumed work is quick)")
@@ -56,48 +59,7 @@ class ParadigmRun(BaseModel):
         return sum(r.steps_run for r in self.releases)
 
 
-# run_ptfs, run_cpt and run_path_switching share one signature: the flow calls them alike
-def run_ptfs(
-    setup: CompareSetup,
-    config: ProjectConfig,
-    progress_bar: bool = False,
-    progress: ProgressFactory | None = None,
-) -> ParadigmRun:
-    """Version i from random init on D_1..D_i (one global shuffle): warm-up, cosine over S_i."""
-    return _run_baseline(setup, config, "ptfs", progress_bar, progress)
-
-
-def run_cpt(
-    setup: CompareSetup,
-    config: ProjectConfig,
-    progress_bar: bool = False,
-    progress: ProgressFactory | None = None,
-) -> ParadigmRun:
-    """v1 = PTFS v1 (run again here); version i>1 from v_{i-1}'s release on D_i only.
-
-    A release carries no optimizer state, so version i>1 starts a fresh AdamW, re-warms
-    η_min → η_max over W steps and decays (cosine) to η_min over the rest of ΔT_i.
-    """
-    return _run_baseline(setup, config, "cpt", progress_bar, progress)
-
-
-def _run_baseline(
-    setup: CompareSetup,
-    config: ProjectConfig,
-    paradigm: Literal["ptfs", "cpt"],
-    progress_bar: bool,
-    progress: ProgressFactory | None,
-) -> ParadigmRun:
-    started = time.perf_counter()
-    store = baseline_store(setup, paradigm)
-    releases = []
-    for plan in setup.plans:
-        kind = "ptfs" if paradigm == "ptfs" or plan.version == 1 else "cpt"
-        spec = _baseline_spec(store, config, plan, kind, progress_bar)
-        releases.append(_train_and_evaluate(store, spec, progress))
-    return _finish_run(store, paradigm, releases, started)
-
-
+# every run_* function has this signature: the flow and compare.py call them alike
 def run_path_switching(
     setup: CompareSetup,
     config: ProjectConfig,
@@ -125,12 +87,12 @@ def run_path_switching(
         pipeline.extend_main(store, ps_config, i, "end", named(f"main-v{i}-to-end"), progress_bar)
         run = layout.branch_run(i, decay, branch.alpha)
         checkpoint = store.relative(branch.checkpoint.url)
-        ppl = _evaluate(store, run, checkpoint, list(range(1, i + 1)))
+        ppl = evaluate_release(store, run, checkpoint, list(range(1, i + 1)))
         if decay == timeline.decay:
             pipeline.record_branch(store, branch, ppl)
         steps = release_steps(store, branch)
-        releases.append(_release(store, checkpoint, i, steps, ppl))
-    return _finish_run(store, "path_switching", releases, started, layout.run_record(decay))
+        releases.append(make_release(store, checkpoint, i, steps, ppl))
+    return finish_run(store, "path_switching", setup, releases, started, layout.run_record(decay))
 
 
 def release_steps(store: Store, branch: pipeline.Branch) -> int:
@@ -154,7 +116,7 @@ def release_steps(store: Store, branch: pipeline.Branch) -> int:
 
 
 def path_switching_store(setup: CompareSetup) -> Store:
-    return Store(join(setup.out, layout.compare_path_switching(setup.alpha)))
+    return Store(join(setup.root, layout.compare_path_switching(setup.alpha)))
 
 
 def _path_switching_timeline(
@@ -165,8 +127,8 @@ def _path_switching_timeline(
     It gets the shared tokenizer and token cache, so its ingest finds every shard cached and
     packs the same blocks; decay shapes of one α share this store, its main path and timeline.
     """
-    source, store = data_store(setup.out), path_switching_store(setup)
-    _mirror(source, store, layout.TOKENIZER, layout.TOKENIZER_JSON)
+    source, store = data_store(setup.root), path_switching_store(setup)
+    mirror(source, store, layout.TOKENIZER, layout.TOKENIZER_JSON)
     for plan in setup.plans:
         _copy_token_cache(source, store, plan.version)
     # the store's saved config: a later call with another branch shape keeps the timeline's hash
@@ -192,16 +154,17 @@ def _path_switching_timeline(
     return store, ps_config, timeline
 
 
-def baseline_store(setup: CompareSetup, paradigm: Literal["ptfs", "cpt"]) -> Store:
-    """A baseline's own store holding copies of the shared tokenizer and versions."""
-    source, store = data_store(setup.out), Store(join(setup.out, layout.compare_baseline(paradigm)))
-    _mirror(source, store, layout.TOKENIZER, layout.TOKENIZER_JSON)
+def mirrored_store(setup: CompareSetup, rel: str) -> Store:
+    """A paradigm's own store at ``rel`` in the seed's folder, holding copies of the shared
+    tokenizer and versions."""
+    source, store = data_store(setup.root), Store(join(setup.root, rel))
+    mirror(source, store, layout.TOKENIZER, layout.TOKENIZER_JSON)
     for plan in setup.plans:
-        _mirror(source, store, layout.data_dir(plan.version), layout.data_manifest(plan.version))
+        mirror(source, store, layout.data_dir(plan.version), layout.data_manifest(plan.version))
     return store
 
 
-def _mirror(src: Store, dst: Store, folder: str, marker: str) -> None:
+def mirror(src: Store, dst: Store, folder: str, marker: str) -> None:
     """Copy ``folder`` from ``src`` to ``dst``; ``marker``, whose presence marks a complete copy, goes last."""
     if dst.exists(marker) and dst.read_bytes(marker) == src.read_bytes(marker):
         return
@@ -219,44 +182,61 @@ def _copy_token_cache(src: Store, dst: Store, version: int) -> None:
             dst.write_bytes(rel, src.read_bytes(rel))
 
 
-def _baseline_spec(
-    store: Store, config: ProjectConfig, plan: VersionPlan, kind: Literal["ptfs", "cpt"], progress_bar: bool
+def plain_spec(
+    store: Store,
+    config: ProjectConfig,
+    run: str,
+    init: str | None,
+    start: int,
+    end: int,
+    lr: LRPath,
+    version: int,
+    progress_bar: bool,
+    *,
+    order: Literal["within_version", "global"] = "within_version",
+    init_optimizer: bool = True,
+    save_at: list[int] | None = None,
 ) -> SegmentSpec:
-    """PTFS of version i (from scratch, D_1..D_i in one global shuffle) or CPT of version i > 1
-    (from v_{i-1}'s release, D_i in stream order); a baseline never takes optimizer state along."""
-    o = config.optimizer
-    if kind == "ptfs":
-        start, length, order, init = 0, plan.cumulative_steps, "global", None
-    else:
-        start, length, order = plan.previous_cumulative_steps, plan.delta_steps, "within_version"
-        init = layout.checkpoint(layout.baseline_run(plan.version - 1), start)
-    lr = baseline_lr_path(kind, o.lr_max, o.lr_min, o.warmup_steps, start, length, BASELINE_SHAPE)
-    run = layout.baseline_run(plan.version)
+    """A segment of a paradigm other than path switching, kept at its end step (and ``save_at``),
+    hashed by the comparison's settings (not the store's: these stores have no timeline)."""
     return pipeline.segment_spec(
         store,
         config,
         run,
         init,
         start,
-        start + length,
+        end,
         lr,
-        plan.version,
+        version,
         progress_bar,
+        save_at,
         order=order,
-        init_optimizer=False,
+        init_optimizer=init_optimizer,
         config_hash=settings_hash(config),
     )
 
 
-def _train_and_evaluate(store: Store, spec: SegmentSpec, progress: ProgressFactory | None) -> ReleaseResult:
-    """Run one baseline segment (unless its release checkpoint exists) and evaluate the release."""
+def train_segment(store: Store, spec: SegmentSpec, progress: ProgressFactory | None, name: str) -> None:
+    """Run one segment unless its end checkpoint exists (it resumes from its newest checkpoint)."""
     if spec.end_step not in list_checkpoints(store, spec.run):
-        run_segment(store, spec, progress(spec.run) if progress else None)
+        run_segment(store, spec, progress(name) if progress else None)
+
+
+def train_and_evaluate(
+    store: Store,
+    spec: SegmentSpec,
+    progress: ProgressFactory | None,
+    name: str | None = None,
+    eval_run: str | None = None,
+) -> ReleaseResult:
+    """Run one segment whose end is a release (unless done) and evaluate that release (its cache in
+    ``eval_run``, default the segment's run folder)."""
+    train_segment(store, spec, progress, name or spec.run)
     version = spec.data.versions[-1]
     checkpoint = layout.checkpoint(spec.run, spec.end_step)
-    ppl = _evaluate(store, spec.run, checkpoint, spec.data.versions)
+    ppl = evaluate_release(store, eval_run or spec.run, checkpoint, spec.data.versions)
     steps = logged_steps(store, spec.run, spec.start_step, spec.end_step)
-    return _release(store, checkpoint, version, steps, ppl)
+    return make_release(store, checkpoint, version, steps, ppl)
 
 
 def logged_steps(store: Store, run: str, start: int, end: int) -> int:
@@ -266,7 +246,7 @@ def logged_steps(store: Store, run: str, start: int, end: int) -> int:
     return len({int(row[0]) for row in store.read_json(layout.losses(run)) if start <= row[0] < end})
 
 
-def _evaluate(store: Store, run: str, checkpoint: str, versions: list[int]) -> Perplexity:
+def evaluate_release(store: Store, run: str, checkpoint: str, versions: list[int]) -> Perplexity:
     """Perplexity of a release, cached in the run's ``eval.json`` against the checkpoint's manifest hash."""
     found = read_manifest(store, checkpoint, verify=False)
     sha = found[1] if found else None
@@ -282,7 +262,7 @@ def _evaluate(store: Store, run: str, checkpoint: str, versions: list[int]) -> P
     return ppl
 
 
-def _release(store: Store, checkpoint: str, version: int, steps: int, ppl: Perplexity) -> ReleaseResult:
+def make_release(store: Store, checkpoint: str, version: int, steps: int, ppl: Perplexity) -> ReleaseResult:
     return ReleaseResult(
         version=version,
         checkpoint=store.url_of(checkpoint),
@@ -292,15 +272,21 @@ def _release(store: Store, checkpoint: str, version: int, steps: int, ppl: Perpl
     )
 
 
-def _finish_run(
+def finish_run(
     store: Store,
     paradigm: Paradigm,
+    setup: CompareSetup,
     releases: list[ReleaseResult],
     started: float,
     record: str = layout.run_record(),
 ) -> ParadigmRun:
+    """The run's summary, also kept in its store (``run.json``, or one per decay shape)."""
     result = ParadigmRun(
-        paradigm=paradigm, store=store.url, releases=releases, seconds=time.perf_counter() - started
+        paradigm=paradigm,
+        seed=setup.seed,
+        store=store.url,
+        releases=releases,
+        seconds=time.perf_counter() - started,
     )
     store.write_json(record, result.model_dump(mode="json"))
     return result

@@ -1,8 +1,8 @@
 """What a comparison starts from: its configuration, the guard on its folder, and the shared data.
 
-:func:`prepare_comparison` ingests the versions into the comparison's shared data store once and
-plans them; nothing trains here. ``compare.json`` in the folder keeps the data and settings the
-folder was made with, so a resume with other settings is refused instead of mixing runs.
+:func:`prepare_comparison` ingests the versions into one seed's shared data store once and plans
+them; nothing trains here. ``compare.json`` in the seed's folder keeps the data and settings it
+was made with, so a resume with other settings is refused instead of mixing runs.
 """
 
 from __future__ import annotations
@@ -12,20 +12,17 @@ import json
 import re
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from lrpath_core import layout
-from lrpath_core.config import DecayShape, ProjectConfig, changed_fields, load_config
+from lrpath_core.config import CompareSettings, DecayShape, ProjectConfig, changed_fields, load_config
 from lrpath_core.errors import LrpathError
 from lrpath_core.ingest import ingest_data, steps_of
 from lrpath_core.model_presets import PRESETS
 from lrpath_core.packing import VersionManifest, load_manifest
 from lrpath_core.shards import drop_sha256
 from lrpath_core.storage import Store, join
-from lrpath_core.timeline import VersionPlan, plan_versions
-
-BASELINE_SHAPE: DecayShape = "cosine"
-"""PTFS and CPT decay with the paper's cosine whatever the branch shape (DESIGN.md §1)."""
+from lrpath_core.timeline import PARADIGMS, Paradigm, VersionPlan, plan_versions
 
 _DEFAULTS = ProjectConfig()
 QUICK_SIZING: dict[str, object] = {
@@ -44,9 +41,14 @@ class CompareError(LrpathError):
 
 
 class CompareSetup(BaseModel):
-    """What every paradigm run needs: where things are and the versions' plan."""
+    """What every paradigm run of one seed needs: where things are and the versions' plan.
 
-    out: str
+    ``decay`` is every paradigm's decay shape (equal terms): PTFS's, CPT's, the branches'."""
+
+    out: str = Field(description="the comparison folder (results.json, plots)")
+    root: str = Field(description="this seed's folder in it: compare.json, data/ and the runs")
+    seed: int
+    settings: CompareSettings
     data: str
     sources: list[str]
     plans: list[VersionPlan]
@@ -85,14 +87,60 @@ def compare_config(
     return load_config(config_path, store=out, **sizing, **overrides)
 
 
+def compare_settings(
+    paradigms: str | list[str] | None = None,
+    seeds: str | list[int] | None = None,
+    **overrides: object,
+) -> CompareSettings:
+    """:class:`CompareSettings` from the CLI's or the flow's values: comma lists accepted, ``None``
+    keeps the default, paradigm names checked (hyphens or underscores)."""
+    values: dict[str, object] = {k: v for k, v in overrides.items() if v is not None}
+    if paradigms is not None:
+        values["paradigms"] = parse_paradigms(paradigms)
+    if seeds is not None:
+        values["seeds"] = parse_seeds(seeds)
+    return CompareSettings(**values)
+
+
+def parse_paradigms(names: str | list[str]) -> list[Paradigm]:
+    """``ptfs,cpt-replay`` or ``["wsd_s"]`` → the paradigms in report order, each once."""
+    items = names.split(",") if isinstance(names, str) else list(names)
+    wanted = {item.strip().replace("-", "_") for item in items if item.strip()}
+    unknown = sorted(wanted - set(PARADIGMS))
+    if unknown or not wanted:
+        valid = ", ".join(p.replace("_", "-") for p in PARADIGMS)
+        what = f"unknown paradigm {unknown[0]!r}" if unknown else "no paradigm given"
+        raise CompareError(f"{what}: choose from {valid} (hyphens or underscores)")
+    return [p for p in PARADIGMS if p in wanted]  # type: ignore[misc]
+
+
+def parse_seeds(seeds: str | list[int]) -> list[int]:
+    """``0,1,2`` → ``[0, 1, 2]`` (each once, in the given order)."""
+    try:
+        items = [int(s) for s in seeds.split(",") if s.strip()] if isinstance(seeds, str) else list(seeds)
+    except ValueError:
+        raise CompareError(
+            f"--seeds {seeds!r} is not a comma-separated list of integers, e.g. 0,1,2"
+        ) from None
+    if not items or any(s < 0 for s in items):
+        raise CompareError(f"--seeds {seeds!r}: give one or more integers >= 0, e.g. 0,1,2")
+    return list(dict.fromkeys(items))
+
+
+def seeded(config: ProjectConfig, seed: int) -> ProjectConfig:
+    """``config`` with ``optimizer.seed`` set: one seed's runs (init, data order, validation split)."""
+    return config.model_copy(update={"optimizer": config.optimizer.model_copy(update={"seed": seed})})
+
+
 def settings_hash(config: ProjectConfig) -> str:
-    """Hash of what PTFS, CPT and the data depend on: everything but the store, α and the branch shape."""
+    """Hash of what the baselines and the data depend on: everything but the store, α and the decay
+    shape (the run folders are keyed by those)."""
     payload = json.dumps(_settings(config), sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def _settings(config: ProjectConfig) -> dict[str, Any]:
-    return config.model_dump(mode="json", exclude={"store", "checkpoint_every", "paradigm"})
+    return config.model_dump(mode="json", exclude={"store", "checkpoint_every", "paradigm", "compute"})
 
 
 def version_sources(data: str, versions: int | None = None) -> list[str]:
@@ -116,18 +164,25 @@ def version_sources(data: str, versions: int | None = None) -> list[str]:
     return [store.url_of(found[i]) for i in range(1, count + 1)]
 
 
-def data_store(out: str) -> Store:
-    """The shared data store of the comparison in ``out``: tokenizer (trained on v1), token cache, versions."""
-    return Store(join(out, layout.COMPARE_DATA))
+def data_store(root: str) -> Store:
+    """The shared data store of one seed's folder ``root``: tokenizer (trained on v1), token cache, versions."""
+    return Store(join(root, layout.COMPARE_DATA))
 
 
 def prepare_comparison(
-    data: str, out: str, config: ProjectConfig, versions: int | None = None
+    data: str,
+    out: str,
+    config: ProjectConfig,
+    versions: int | None = None,
+    settings: CompareSettings | None = None,
 ) -> CompareSetup:
-    """Ingest the versions into the shared data store (once) and plan them; no training."""
+    """Ingest the versions into the seed's shared data store (once) and plan them; no training.
+
+    The seed is ``config.optimizer.seed``; its folder is ``out/seed-{seed}``."""
     sources = version_sources(data, versions)
-    root = Store(out)
-    root.check_reachable()
+    top = Store(out)
+    top.check_reachable()
+    root = Store(join(top.url, layout.compare_seed(config.optimizer.seed)))
     _check_guard(root, Store(data).url, config)
     shared = data_store(root.url)
     deltas = [
@@ -143,7 +198,10 @@ def prepare_comparison(
             "warm-up that CPT re-runs on every version: add data or lower optimizer.warmup_steps"
         )
     return CompareSetup(
-        out=root.url,
+        out=top.url,
+        root=root.url,
+        seed=config.optimizer.seed,
+        settings=settings or CompareSettings(),
         data=Store(data).url,
         sources=sources,
         plans=plans,
@@ -179,5 +237,5 @@ def _check_guard(root: Store, data: str, config: ProjectConfig) -> None:
         changed = changed_fields(saved.get("settings", {}), wanted["settings"])
         raise CompareError(
             f"{root.url} was made with other settings ({', '.join(changed[:3]) or 'unknown'}); only alpha "
-            "and decay may change between runs in one folder: use another --out"
+            "and decay (and the compare settings) may change between runs in one folder: use another --out"
         )

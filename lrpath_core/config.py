@@ -95,7 +95,13 @@ class DataConfig(_Strict):
     vocab_size: int = Field(
         4096, ge=260, le=262144, description="byte-level BPE vocabulary, fixed at bootstrap"
     )
-    val_fraction: float = Field(0.05, gt=0, lt=0.5, description="share of each version's blocks held out")
+    val_fraction: float = Field(
+        0.05,
+        gt=0,
+        lt=0.5,
+        description="share of each version's documents held out for validation (chosen by a hash of "
+        "each document's text, before packing)",
+    )
     max_shard_bytes: int = Field(
         4 << 30,
         ge=1,

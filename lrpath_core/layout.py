@@ -24,8 +24,10 @@ reports/                             plots of the timeline
 ```
 
 A comparison folder (``lrpath compare --out``) holds ``compare.json``, ``results.*``, its plots,
-a shared data store under ``data/`` and one store per paradigm run (``ptfs/``, ``cpt/``,
-``path_switching/alpha-{alpha}/``).
+and one folder per seed (``seed-{s}/``) holding its own ``compare.json``, a shared data store
+under ``data/`` and one store per paradigm run (``ptfs/{decay}/``, ``cpt/{keep|reset}/{decay}/``,
+``cpt_replay/{keep|reset}-r{fraction}/{decay}/``, ``wsd_s/alpha-{alpha}/{decay}/``,
+``infinite/alpha-{alpha}-plateau-{ratio}-cooldown-{fraction}/``, ``path_switching/alpha-{alpha}/``).
 """
 
 from __future__ import annotations
@@ -176,13 +178,56 @@ RUN_RECORD = "run.json"
 EVAL_CACHE = "eval.json"
 
 
-def compare_baseline(paradigm: str) -> str:
-    """A baseline's own store inside a comparison folder (``ptfs``, ``cpt``)."""
-    return paradigm
+def compare_seed(seed: int) -> str:
+    """One seed's comparison inside a comparison folder: its data store, compare.json and runs."""
+    return f"seed-{seed}"
+
+
+def compare_baseline(paradigm: str, decay: str, variant: str | None = None) -> str:
+    """A baseline's own store inside a seed's folder, keyed by its decay shape (``ptfs/cosine``,
+    ``cpt/keep/1-sqrt``, ``cpt_replay/keep-r0.05/cosine``): another shape is another run."""
+    return f"{paradigm}/{variant}/{decay}" if variant else f"{paradigm}/{decay}"
 
 
 def compare_path_switching(alpha: float) -> str:
     return f"path_switching/alpha-{alpha:g}"
+
+
+def compare_wsd_s(alpha: float, decay: str) -> str:
+    """WSD-S's one trajectory: every decay lies on it, so α and the shape each give another run."""
+    return f"wsd_s/alpha-{alpha:g}/{decay}"
+
+
+def compare_infinite(alpha: float, plateau_ratio: float, cooldown: float) -> str:
+    """The infinite schedule's store: its main path (plateau, cool-down) and its anneals (one run per
+    shape, :func:`branch_run`), as path switching's store holds its branches."""
+    return f"infinite/alpha-{alpha:g}-plateau-{plateau_ratio:g}-cooldown-{cooldown:g}"
+
+
+def compare_eval_run(run: str, version: int) -> str:
+    """Where the release of ``version`` from a run folder that holds several releases (WSD-S's
+    trajectory) keeps its evaluation cache (:func:`eval_cache`)."""
+    return f"evals/{run}/v{version}"
+
+
+def compare_study(study: str, setting: str | None = None) -> str:
+    """A stage study's folder in a comparison folder, or one setting's comparison folder in it."""
+    return f"studies/{study}/{setting}" if setting else f"studies/{study}"
+
+
+def compare_study_file(study: str, suffix: str) -> str:
+    """A study's summary (``.json``) or plot (``.png``) next to its folder."""
+    return f"studies/{study}{suffix}"
+
+
+TRAJECTORY_RUN = "trajectory"
+"""WSD-S's one run folder inside its store: every version's segment and release checkpoint."""
+REPLAY_RECORD = "replay.json"
+
+
+def replay_record(version: int) -> str:
+    """In a CPT-with-replay store: how ``data/v{N}/train.npy`` was mixed (written after it)."""
+    return f"{data_dir(version)}/{REPLAY_RECORD}"
 
 
 def baseline_run(version: int) -> str:

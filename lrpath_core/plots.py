@@ -1,7 +1,8 @@
 """Every figure the project draws, as PNG files on the local disk.
 
-The three paradigms' LR paths (the paper's Figure 1) for a timeline or a comparison, and a
-comparison's PPL per version and relative cost vs APPL (the paper's Figure 2). Callers put the
+Every paradigm's LR paths (the paper's Figure 1) for a timeline or a comparison, and a
+comparison's PPL per version and relative cost vs APPL (the paper's Figure 2), with the spread
+over seeds as error bars. Callers put the
 files into a store themselves.
 """
 
@@ -16,13 +17,30 @@ from lrpath_core.timeline import Paradigm, Run, Timeline, lr_paths
 LRPaths = dict[Paradigm, list[Run]]
 """What :func:`lrpath_core.timeline.lr_paths` gives: every run of every paradigm."""
 
-LABELS: dict[str, str] = {"ptfs": "PTFS", "cpt": "CPT", "path_switching": "path switching"}
-COLORS: dict[str, str] = {"ptfs": "tab:blue", "cpt": "tab:red", "path_switching": "tab:green"}
+LABELS: dict[str, str] = {
+    "ptfs": "PTFS",
+    "cpt": "CPT",
+    "cpt_replay": "CPT + replay",
+    "wsd_s": "WSD-S",
+    "infinite": "infinite",
+    "path_switching": "path switching",
+}
+COLORS: dict[str, str] = {
+    "ptfs": "tab:blue",
+    "cpt": "tab:red",
+    "cpt_replay": "tab:orange",
+    "wsd_s": "tab:purple",
+    "infinite": "tab:brown",
+    "path_switching": "tab:green",
+}
 """One colour per paradigm; the LR-path panels colour by version instead."""
 
 TITLES: dict[str, str] = {
     "ptfs": "PTFS: pre-train from scratch per version",
     "cpt": "CPT: continue from the previous release",
+    "cpt_replay": "CPT + replay: continue, mixing in earlier versions' data",
+    "wsd_s": "WSD-S: one trajectory, decay at each release, re-warm from the decayed model",
+    "infinite": "Infinite: cool-down to a plateau, anneal each release from it",
     "path_switching": "Path switching: main path + branches",
 }
 
@@ -44,7 +62,7 @@ def _save(plt, fig, out: str | Path) -> None:
 
 
 def plot_lr_paths(paths: LRPaths, out: str | Path, title: str | None = None) -> Path:
-    """Three panels, one per paradigm, one colour per version; x is the training step of each run."""
+    """One panel per paradigm, one colour per version; x is the training step of each run."""
     plt = _pyplot()
     colors = plt.get_cmap("tab10").colors
     order = [p for p in TITLES if p in paths]
@@ -78,7 +96,7 @@ def plot_lr_paths(paths: LRPaths, out: str | Path, title: str | None = None) -> 
 
 
 def lr_plot_png(timeline: Timeline, config: ProjectConfig, out: str) -> str:
-    """The three paradigms' LR paths for the timeline's versions (the paper's Figure 1)."""
+    """Every paradigm's LR paths for the timeline's versions (the paper's Figure 1)."""
     o = config.optimizer
     paths = lr_paths(timeline.plans(), o.lr_max, o.lr_min, o.warmup_steps, timeline.decay)
     plot_lr_paths(
@@ -93,7 +111,15 @@ def plot_ppl_per_version(result: CompareResult, out: str, title: str | None = No
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     for name, r in result.paradigms.items():
         xs = list(range(1, len(r.ppl) + 1))
-        left.plot(xs, r.ppl, marker="o", color=COLORS.get(name), label=f"{LABELS[name]} (APPL {r.appl:.2f})")
+        left.errorbar(
+            xs,
+            r.ppl,
+            yerr=r.ppl_std,
+            marker="o",
+            capsize=3,
+            color=COLORS.get(name),
+            label=f"{LABELS[name]} (APPL {r.appl:.2f} ± {r.appl_std:.2f})",
+        )
         last = r.ppl_per_version[-1]
         right.plot(xs, [last[f"v{i}"] for i in xs], marker="s", color=COLORS.get(name), label=LABELS[name])
     left.set_xlabel("release v_i")
@@ -112,12 +138,19 @@ def plot_ppl_per_version(result: CompareResult, out: str, title: str | None = No
     return out
 
 
-def plot_cost_vs_appl(points: list[tuple[str, str, float, float]], out: str, title: str | None = None) -> str:
-    """Relative cost vs APPL (the paper's Figure 2); ``points`` are ``(paradigm, label, cost, appl)``."""
+def plot_cost_vs_appl(
+    points: list[tuple[str, str, float, float]],
+    out: str,
+    title: str | None = None,
+    errors: list[float] | None = None,
+) -> str:
+    """Relative cost vs APPL (the paper's Figure 2); ``points`` are ``(paradigm, label, cost, appl)``,
+    ``errors`` the APPL's standard deviation over seeds (one per point)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.2))
-    for paradigm, label, cost, value in points:
-        ax.scatter([cost], [value], s=60, color=COLORS.get(paradigm, "0.4"), zorder=3)
+    for (paradigm, label, cost, value), err in zip(points, errors or [0.0] * len(points), strict=True):
+        color = COLORS.get(paradigm, "0.4")
+        ax.errorbar([cost], [value], yerr=[err], fmt="o", ms=7, capsize=3, color=color, zorder=3)
         ax.annotate(label, (cost, value), textcoords="offset points", xytext=(6, 4), fontsize=8)
     ax.set_xlabel("relative cost (optimizer steps / PTFS's)")
     ax.set_ylabel("APPL (mean PPL of the releases)")
@@ -129,6 +162,31 @@ def plot_cost_vs_appl(points: list[tuple[str, str, float, float]], out: str, tit
     return out
 
 
+def plot_versions_study(points: list[dict], out: str, title: str | None = None) -> str:
+    """Relative cost (left) and APPL ± std (right) against the number of versions V, per paradigm;
+    ``points`` carry ``paradigm``, ``versions``, ``relative_cost``, ``appl`` and ``appl_std``."""
+    plt = _pyplot()
+    fig, (cost_ax, appl_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for paradigm in dict.fromkeys(p["paradigm"] for p in points):
+        mine = sorted((p for p in points if p["paradigm"] == paradigm), key=lambda p: p["versions"])
+        xs = [p["versions"] for p in mine]
+        style = {"marker": "o", "color": COLORS.get(paradigm), "label": LABELS.get(paradigm, paradigm)}
+        cost_ax.plot(xs, [p["relative_cost"] for p in mine], **style)
+        appl_ax.errorbar(
+            xs, [p["appl"] for p in mine], yerr=[p["appl_std"] for p in mine], capsize=3, **style
+        )
+    cost_ax.set_ylabel("relative cost (steps / PTFS's)")
+    appl_ax.set_ylabel("APPL")
+    for ax in (cost_ax, appl_ax):
+        ax.set_xlabel("versions V")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    _save(plt, fig, out)
+    return out
+
+
 def plot_comparison(
     paths: LRPaths, result: CompareResult, lr_out: str, ppl_out: str, cost_out: str, title: str | None = None
 ) -> None:
@@ -136,7 +194,7 @@ def plot_comparison(
     points = [(name, LABELS[name], r.relative_cost, r.appl) for name, r in result.paradigms.items()]
     plot_lr_paths(paths, lr_out, title=title)
     plot_ppl_per_version(result, ppl_out, title=title)
-    plot_cost_vs_appl(points, cost_out, title=title)
+    plot_cost_vs_appl(points, cost_out, title=title, errors=[r.appl_std for r in result.paradigms.values()])
 
 
 LossRows = list[tuple[int, float, float]]

@@ -15,12 +15,13 @@ import math
 from collections.abc import Callable
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lrpath_core.config import DecayShape
 
-MULTI_STEP_LEVELS = (1.0, 0.316, 0.1)
-"""DeepSeek-style steps: η_max, then ~31.6% and 10% of η_max, each for a third of the decay."""
+MULTI_STEP_LEVELS = (0.316, 0.1)
+"""DeepSeek's steps after its constant stage: ~31.6%, then 10% of η_max, each for half of the decay
+(the first ``length // 2`` steps, then the rest), floored at η_min; no step at η_max."""
 
 
 def warmup_lr(step: int, lr_max: float, warmup_steps: int, lr_start: float = 0.0) -> float:
@@ -38,7 +39,10 @@ def decay_progress(k: int, length: int) -> float:
 
 
 def decay_lr(k: int, length: int, lr_max: float, lr_min: float, shape: DecayShape = "cosine") -> float:
-    """LR of step ``k`` (0-based) of a decay from ``lr_max`` to ``lr_min`` over ``length`` steps."""
+    """LR of step ``k`` (0-based) of a decay from ``lr_max`` to ``lr_min`` over ``length`` steps.
+
+    ``multi-step`` is the exception to "first step η_max, last step η_min": its two levels are
+    relative to ``lr_max`` (see :data:`MULTI_STEP_LEVELS`)."""
     p = decay_progress(k, length)
     span = lr_max - lr_min
     if shape == "cosine":
@@ -48,10 +52,8 @@ def decay_lr(k: int, length: int, lr_max: float, lr_min: float, shape: DecayShap
     elif shape == "1-sqrt":
         value = lr_min + span * (1.0 - math.sqrt(p))
     elif shape == "multi-step":
-        if p >= 1.0:
-            return lr_min
-        level = MULTI_STEP_LEVELS[min(int(p * len(MULTI_STEP_LEVELS)), len(MULTI_STEP_LEVELS) - 1)]
-        value = max(lr_min, lr_max * level)
+        level = MULTI_STEP_LEVELS[0] if k < length // 2 else MULTI_STEP_LEVELS[1]
+        return max(lr_min, lr_max * level)
     else:
         raise ValueError(f"unknown decay shape {shape!r}; choose one of cosine, linear, 1-sqrt, multi-step")
     if p >= 1.0:
@@ -98,7 +100,40 @@ def cpt_lr(
     return decay_lr(k - warmup_steps, delta_steps - warmup_steps, lr_max, lr_min, shape)
 
 
-PathKind = Literal["main", "branch", "ptfs", "cpt"]
+def wsd_s_lr(
+    step: int,
+    start_step: int,
+    length: int,
+    lr_max: float,
+    lr_min: float,
+    warmup_steps: int,
+    decay_steps: int,
+    shape: DecayShape = "cosine",
+) -> float:
+    """One version of the WSD-S trajectory: (re-)warm-up, η_max, then a decay over its last
+    ``decay_steps`` steps. Version 1 (``start_step`` 0) warms up from 0, later ones re-warm from
+    η_min (they continue from the decayed checkpoint)."""
+    k = step - start_step
+    if k < warmup_steps:
+        return warmup_lr(k, lr_max, warmup_steps, lr_start=lr_min if start_step > 0 else 0.0)
+    stable_end = length - decay_steps
+    if k < stable_end:
+        return lr_max
+    return decay_lr(k - stable_end, decay_steps, lr_max, lr_min, shape)
+
+
+def infinite_lr(step: int, lr_max: float, plateau_lr: float, warmup_steps: int, cooldown_steps: int) -> float:
+    """The infinite schedule's main path (Ibrahim et al. 2024): warm-up, a cosine cool-down from
+    η_max to ``plateau_lr`` over ``cooldown_steps``, then constant ``plateau_lr`` forever."""
+    if step < warmup_steps:
+        return warmup_lr(step, lr_max, warmup_steps)
+    k = step - warmup_steps
+    if k < cooldown_steps:
+        return decay_lr(k, cooldown_steps, lr_max, plateau_lr, "cosine")
+    return plateau_lr
+
+
+PathKind = Literal["main", "branch", "ptfs", "cpt", "wsd_s", "infinite"]
 
 
 class LRPath(BaseModel):
@@ -118,11 +153,39 @@ class LRPath(BaseModel):
     start_step: int = Field(0, ge=0)
     length: int | None = Field(None, ge=1)
     shape: DecayShape = "cosine"
+    decay_steps: int | None = Field(None, ge=1, description="wsd_s: the decay at the end of the version")
+    plateau_lr: float | None = Field(
+        None, ge=0, description="infinite: η_const, the plateau after the cool-down"
+    )
+    cooldown_steps: int = Field(0, ge=0, description="infinite: steps from η_max down to the plateau")
+
+    @model_validator(mode="after")
+    def _needed_fields(self) -> LRPath:
+        if self.kind == "wsd_s" and (self.decay_steps is None or self.length is None):
+            raise ValueError("a wsd_s path needs length and decay_steps")
+        if self.kind == "infinite" and self.plateau_lr is None:
+            raise ValueError("an infinite path needs plateau_lr")
+        return self
 
     def lr(self, step: int) -> float:
         if self.kind == "main":
             return main_lr(step, self.lr_max, self.warmup_steps)
+        if self.kind == "infinite":
+            assert self.plateau_lr is not None
+            return infinite_lr(step, self.lr_max, self.plateau_lr, self.warmup_steps, self.cooldown_steps)
         assert self.length is not None, f"a {self.kind} path needs a length"
+        if self.kind == "wsd_s":
+            assert self.decay_steps is not None
+            return wsd_s_lr(
+                step,
+                self.start_step,
+                self.length,
+                self.lr_max,
+                self.lr_min,
+                self.warmup_steps,
+                self.decay_steps,
+                self.shape,
+            )
         if self.kind == "branch":
             return branch_lr(step, self.start_step, self.length, self.lr_max, self.lr_min, self.shape)
         if self.kind == "ptfs":

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lrpath_core.config import DecayShape
+from lrpath_core.config import CompareSettings, DecayShape
 from lrpath_core.errors import LrpathError
 from lrpath_core.schedules import LRPath
 
@@ -137,25 +137,47 @@ class ParadigmCost(BaseModel):
 
 
 def paradigm_steps(plans: list[VersionPlan]) -> dict[Paradigm, int]:
-    """Optimizer steps each paradigm runs for all planned versions (DESIGN.md §1)."""
+    """Optimizer steps each paradigm runs for all planned versions (DESIGN.md §1, docs/method.md).
+
+    CPT, CPT with replay (replay takes the place of new blocks) and WSD-S (one trajectory whose
+    decays lie inside each version's steps) run ``S_V``; the infinite schedule is path switching's
+    structure (one main path, an anneal per release), so it costs the same."""
     last = plans[-1].cumulative_steps
+    branched = last + sum(p.branch_steps for p in plans)
     return {
-        "path_switching": last + sum(p.branch_steps for p in plans),
         "ptfs": sum(p.cumulative_steps for p in plans),
         "cpt": last,
+        "cpt_replay": last,
+        "wsd_s": last,
+        "infinite": branched,
+        "path_switching": branched,
     }
+
+
+BRANCHED: tuple[Paradigm, ...] = ("infinite", "path_switching")
+"""Paradigms with a main path whose last tail (fork → S_V) no release uses."""
 
 
 def paradigm_costs(plans: list[VersionPlan]) -> dict[Paradigm, ParadigmCost]:
     steps = paradigm_steps(plans)
     ptfs = steps["ptfs"]
     costs = {name: ParadigmCost(total_steps=n, relative_cost=n / ptfs) for name, n in steps.items()}
-    tail = plans[-1].cumulative_steps - plans[-1].fork_step
-    without = steps["path_switching"] - tail
-    costs["path_switching"] = costs["path_switching"].model_copy(
-        update={"total_steps_without_final_tail": without, "relative_cost_without_final_tail": without / ptfs}
-    )
+    tail = final_tail_steps(plans)
+    for name in BRANCHED:
+        without = steps[name] - tail
+        costs[name] = costs[name].model_copy(
+            update={
+                "total_steps_without_final_tail": without,
+                "relative_cost_without_final_tail": without / ptfs,
+            }
+        )
     return costs
+
+
+def final_tail_steps(plans: list[VersionPlan]) -> int:
+    """The last version's main tail (its fork → ``S_V``, within its own data): no release uses it."""
+    last = plans[-1]
+    return last.cumulative_steps - max(last.fork_step, last.previous_cumulative_steps)
 
 
 def equal_increment_relative_cost(versions: int, alpha: float) -> float:
@@ -182,28 +204,74 @@ def baseline_lr_path(
     return LRPath(kind=kind, start_step=start, length=length, shape=shape, **rates)
 
 
+def wsd_s_decay_steps(plan: VersionPlan, warmup_steps: int) -> int:
+    """WSD-S's decay inside version i: ``ceil(α·S_i)`` steps (the branch length), but no more than
+    the version's own steps after its (re-)warm-up: the one trajectory never goes back."""
+    return max(1, min(plan.branch_steps, plan.delta_steps - warmup_steps))
+
+
+def infinite_main_path(
+    plans: list[VersionPlan],
+    lr_max: float,
+    lr_min: float,
+    warmup_steps: int,
+    plateau_ratio: float,
+    cooldown_fraction: float,
+) -> LRPath:
+    """The infinite schedule's main path: warm-up, a cool-down over ``ceil(cooldown_fraction·S_1)``
+    steps (ending by version 1's fork, so every anneal starts on the plateau), then
+    η_const = max(η_min, ``plateau_ratio``·η_max)."""
+    first = plans[0]
+    cooldown = min(
+        math.ceil(round(cooldown_fraction * first.cumulative_steps, 9)), first.fork_step - warmup_steps
+    )
+    return LRPath(
+        kind="infinite",
+        lr_max=lr_max,
+        lr_min=lr_min,
+        warmup_steps=warmup_steps,
+        plateau_lr=max(lr_min, plateau_ratio * lr_max),
+        cooldown_steps=max(0, cooldown),
+    )
+
+
 def lr_paths(
     plans: list[VersionPlan],
     lr_max: float,
     lr_min: float,
     warmup_steps: int,
     shape: DecayShape = "cosine",
+    *,
+    plateau_ratio: float | None = None,
+    cooldown_fraction: float | None = None,
 ) -> dict[Paradigm, list[Run]]:
-    """Every training run of every paradigm. Steps are global (the main-path stream's step) except
-    PTFS, whose runs each start at 0; CPT's first version is PTFS's first."""
-    main = LRPath(kind="main", lr_max=lr_max, lr_min=lr_min, warmup_steps=warmup_steps)
-    paths: dict[Paradigm, list[Run]] = {"path_switching": [], "ptfs": [], "cpt": []}
+    """Every training run of every paradigm, each decay in ``shape`` (a comparison's equal terms).
+
+    Steps are global (the main-path stream's step) except PTFS, whose runs each start at 0; CPT's
+    (and CPT with replay's) first version is PTFS's first. The infinite schedule's plateau and
+    cool-down default to :class:`lrpath_core.config.CompareSettings`'."""
+    defaults = CompareSettings()
+    infinite = infinite_main_path(
+        plans,
+        lr_max,
+        lr_min,
+        warmup_steps,
+        defaults.infinite_plateau_ratio if plateau_ratio is None else plateau_ratio,
+        defaults.infinite_cooldown if cooldown_fraction is None else cooldown_fraction,
+    )
+    plateau = infinite.plateau_lr or lr_min
+    rates = {"lr_max": lr_max, "lr_min": lr_min}
+    main = LRPath(kind="main", warmup_steps=warmup_steps, **rates)
+    paths: dict[Paradigm, list[Run]] = {name: [] for name in PARADIGMS}  # type: ignore[misc]
     for p in plans:
         v, start, end = p.version, p.previous_cumulative_steps, p.cumulative_steps
-        branch = LRPath(
-            kind="branch",
-            lr_max=lr_max,
-            lr_min=lr_min,
-            start_step=p.fork_step,
-            length=p.branch_steps,
-            shape=shape,
+        fork, length = p.fork_step, p.branch_steps
+        branch = LRPath(kind="branch", start_step=fork, length=length, shape=shape, **rates)
+        paths["path_switching"] += [("main", v, main, start, end), ("branch", v, branch, fork, end)]
+        anneal = LRPath(
+            kind="branch", lr_max=plateau, lr_min=lr_min, start_step=fork, length=length, shape=shape
         )
-        paths["path_switching"] += [("main", v, main, start, end), ("branch", v, branch, p.fork_step, end)]
+        paths["infinite"] += [("main", v, infinite, start, end), ("anneal", v, anneal, fork, end)]
         ptfs = baseline_lr_path("ptfs", lr_max, lr_min, warmup_steps, 0, end, shape)
         paths["ptfs"].append(("train", v, ptfs, 0, end))
         cpt = (
@@ -212,6 +280,17 @@ def lr_paths(
             else baseline_lr_path("cpt", lr_max, lr_min, warmup_steps, start, p.delta_steps, shape)
         )
         paths["cpt"].append(("train", v, cpt, start, end))
+        paths["cpt_replay"].append(("train", v, cpt, start, end))
+        wsd = LRPath(
+            kind="wsd_s",
+            start_step=start,
+            length=p.delta_steps,
+            warmup_steps=warmup_steps,
+            decay_steps=wsd_s_decay_steps(p, warmup_steps),
+            shape=shape,
+            **rates,
+        )
+        paths["wsd_s"].append(("train", v, wsd, start, end))
     return paths
 
 

@@ -1,23 +1,46 @@
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from lrpath_core.checkpoint import read_checkpoint
 from lrpath_core.compare import compare_paradigms
 from lrpath_core.compare_runs import run_path_switching
-from lrpath_core.compare_setup import CompareError, prepare_comparison, version_sources
+from lrpath_core.compare_setup import (
+    CompareError,
+    compare_settings,
+    parse_paradigms,
+    prepare_comparison,
+    version_sources,
+)
 from lrpath_core.errors import LrpathError
+from lrpath_core.schedules import ptfs_lr
 from lrpath_core.storage import Store
 from lrpath_core.synthetic import write_synthetic_versions
-from lrpath_core.timeline import VersionPlan, paradigm_costs, paradigm_steps, plan_versions
+from lrpath_core.timeline import VersionPlan, paradigm_steps, plan_versions
 from lrpath_core.timeline_store import require_timeline
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 PNG = b"\x89PNG\r\n\x1a\n"
-PARADIGM_KEYS = {"appl", "relative_cost", "ppl", "steps_run", "ppl_per_version"}
+ALL = "ptfs,cpt,cpt-replay,wsd-s,infinite,path-switching"
+PARADIGM_KEYS = {
+    "relative_cost",
+    "relative_cost_without_final_tail",
+    "steps_run",
+    "appl",
+    "appl_std",
+    "appl_vs_ptfs",
+    "appl_vs_ptfs_std",
+    "ppl",
+    "ppl_std",
+    "ppl_per_version",
+    "seeds",
+}
 
 
 @pytest.fixture(scope="module")
@@ -27,69 +50,150 @@ def three_versions(tmp_path_factory) -> str:
     return str(root)
 
 
-def test_compare_runs_what_it_planned_and_writes_results_and_plots(tmp_path, three_versions, make_config):
+def test_every_paradigm_per_seed_runs_what_it_planned_and_writes_results_and_plots(
+    tmp_path, three_versions, make_config
+):
     out = tmp_path / "out"
     cfg = make_config(str(out), **{"optimizer.warmup_steps": 2})
-    result = compare_paradigms(three_versions, str(out), cfg)
+    result = compare_paradigms(three_versions, str(out), cfg, settings=compare_settings(ALL, "0,1"))
 
     deltas = [p["delta_steps"] for p in result.plan["versions"]]
     plans = plan_versions(
         deltas, cfg.paradigm.alpha, cfg.optimizer.warmup_steps, retain_every=cfg.paradigm.retain_every
     )
-    planned, costs = paradigm_steps(plans), paradigm_costs(plans)
     S = [p.cumulative_steps for p in plans]
-    assert planned == {
+    branched = S[-1] + sum(p.branch_steps for p in plans)
+    expected = {
         "ptfs": sum(S),
         "cpt": S[-1],
-        "path_switching": S[-1] + sum(p.branch_steps for p in plans),
+        "cpt_replay": S[-1],
+        "wsd_s": S[-1],
+        "infinite": branched,
+        "path_switching": branched,
     }
-    for name, r in result.paradigms.items():
-        assert r.steps_run == planned[name], name
-        assert r.relative_cost == costs[name].relative_cost, name
-    assert result.paradigms["ptfs"].relative_cost == 1.0
+    assert paradigm_steps(plans) == expected
+    tail = S[-1] - max(plans[-1].fork_step, S[-2])
 
-    # the files: results.json is exactly the returned result, in the documented shape
+    # results.json is exactly the returned result, in the documented shape
     saved = json.loads((out / "results.json").read_text())
     assert saved == result.model_dump(mode="json")
-    assert set(saved) == {"paradigms", "plan", "config"}
-    assert list(saved["paradigms"]) == ["ptfs", "cpt", "path_switching"]
+    assert set(saved) == {"paradigms", "seeds", "settings", "plan", "config"}
+    assert saved["seeds"] == [0, 1]
+    assert list(saved["paradigms"]) == ["ptfs", "cpt", "cpt_replay", "wsd_s", "infinite", "path_switching"]
     for name, r in saved["paradigms"].items():
         assert set(r) == PARADIGM_KEYS, name
-        assert len(r["ppl"]) == len(r["ppl_per_version"]) == 3
+        assert [s["seed"] for s in r["seeds"]] == [0, 1]
+        # each seed's steps are counted from its run (loss logs / timeline.segments), and match the plan
+        assert [s["steps_run"] for s in r["seeds"]] == [expected[name]] * 2, name
+        assert r["relative_cost"] == expected[name] / expected["ptfs"], name
+        if name in ("infinite", "path_switching"):
+            assert r["relative_cost_without_final_tail"] == (expected[name] - tail) / expected["ptfs"]
+        else:
+            assert r["relative_cost_without_final_tail"] is None
+        assert len(r["ppl"]) == len(r["ppl_std"]) == len(r["ppl_per_version"]) == 3
         assert [sorted(d) for d in r["ppl_per_version"]] == [["v1"], ["v1", "v2"], ["v1", "v2", "v3"]]
-        assert r["appl"] == pytest.approx(sum(r["ppl"]) / 3)
-    assert saved["plan"]["paradigms"]["path_switching"]["total_steps"] == planned["path_switching"]
+        appls = [s["appl"] for s in r["seeds"]]
+        assert all(s["appl"] == pytest.approx(sum(s["ppl"]) / 3) for s in r["seeds"])
+        assert r["appl"] == pytest.approx(statistics.fmean(appls))
+        assert r["appl_std"] == pytest.approx(statistics.stdev(appls)) and r["appl_std"] > 0
+        ratios = [
+            s["appl"] / p["appl"]
+            for s, p in zip(r["seeds"], saved["paradigms"]["ptfs"]["seeds"], strict=True)
+        ]
+        assert r["appl_vs_ptfs"] == pytest.approx(statistics.fmean(ratios))
+        assert r["ppl"][2] == pytest.approx(statistics.fmean(s["ppl"][2] for s in r["seeds"]))
+    assert saved["plan"]["paradigms"]["wsd_s"]["total_steps"] == expected["wsd_s"]
     assert saved["config"]["optimizer"]["warmup_steps"] == 2
     for name in ("lr_paths.png", "ppl_per_version.png", "cost_vs_appl.png"):
         assert (out / name).read_bytes()[:8] == PNG and (out / name).stat().st_size > 10_000, name
-    assert "path_switching" in (out / "results.txt").read_text()
+    table = (out / "results.txt").read_text()
+    assert all(name in table for name in saved["paradigms"]) and " ± " in table
 
-    # CPT's v1 is PTFS's v1: same data, seed and LR path in another store
-    assert result.paradigms["cpt"].ppl[0] == pytest.approx(result.paradigms["ptfs"].ppl[0], rel=1e-6)
-    # the path-switching store kept its own timeline; the runner's ledger agrees
-    ps = Store(str(out / "path_switching" / "alpha-0.18"))
-    timeline = require_timeline(ps)
-    assert timeline.steps_run.main == S[-1]
-    assert timeline.steps_run.branch == sum(p.branch_steps for p in plans)
-    assert [v.metrics["ppl"] for v in timeline.versions] == result.paradigms["path_switching"].ppl
-
-    assert_release_steps_are_their_segments(ps, plans, "cosine")
+    for seed in (0, 1):
+        ps_runs = {n: result.paradigms[n].seeds[seed] for n in result.paradigms}
+        # CPT's (and CPT + replay's) v1 is PTFS's v1: same data, seed and LR path in another store
+        for name in ("cpt", "cpt_replay"):
+            assert ps_runs[name].ppl[0] == pytest.approx(ps_runs["ptfs"].ppl[0], rel=1e-6)
+        root = out / f"seed-{seed}"
+        # every baseline's folder is keyed by the decay shape
+        for rel in (
+            "ptfs/cosine",
+            "cpt/keep/cosine",
+            "cpt_replay/keep-r0.05/cosine",
+            "wsd_s/alpha-0.18/cosine",
+        ):
+            assert (root / rel / "v1" if "wsd" not in rel else root / rel / "trajectory").is_dir(), rel
+        # replay: 5% of each update's blocks come from earlier versions, the block count is unchanged
+        replay = root / "cpt_replay/keep-r0.05/cosine"
+        for v in (2, 3):
+            mixed = np.load(replay / f"data/v{v}/train.npy")
+            plain = np.load(root / f"data/data/v{v}/train.npy")
+            record = json.loads((replay / f"data/v{v}/replay.json").read_text())
+            assert mixed.shape == plain.shape and record["replayed"] == round(0.05 * len(plain)) > 0
+            new_rows = {row.tobytes() for row in plain}
+            assert sum(row.tobytes() not in new_rows for row in mixed) == record["replayed"]
+        # path switching's store kept its own timeline; the runner's ledger agrees
+        ps = Store(str(root / "path_switching" / "alpha-0.18"))
+        timeline = require_timeline(ps)
+        assert timeline.steps_run.main == S[-1]
+        assert [v.metrics["ppl"] for v in timeline.versions] == ps_runs["path_switching"].ppl
+        assert_release_steps_are_their_segments(ps, plans, "cosine")
+    assert result.paradigms["ptfs"].seeds[0].appl != result.paradigms["ptfs"].seeds[1].appl
 
     # again: nothing trains, the same numbers come back
-    counted = dict(timeline.segments)
-    assert compare_paradigms(three_versions, str(out), cfg) == result
-    assert require_timeline(ps).segments == counted
+    logs = {p: p.stat().st_mtime_ns for p in out.rglob("losses.json")}
+    assert compare_paradigms(three_versions, str(out), cfg, settings=compare_settings(ALL, "0,1")) == result
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("losses.json")} == logs
 
-    # another branch shape in the same folder: new branches on the same main path, same accounting
-    linear_cfg = make_config(str(out), **{"optimizer.warmup_steps": 2, "paradigm.decay": "linear"})
-    linear = compare_paradigms(three_versions, str(out), linear_cfg)
-    assert require_timeline(ps).steps_run.main == S[-1]
-    assert main_segments(require_timeline(ps).segments) == main_segments(counted)
-    assert_release_steps_are_their_segments(ps, plans, "linear")
-    assert (Path(ps.root) / "checkpoints/branches/v3-linear-a0.18").is_dir()
-    assert linear.paradigms["path_switching"].steps_run == planned["path_switching"]
-    assert linear.paradigms["ptfs"] == result.paradigms["ptfs"]
-    assert linear.plan["decay"] == "linear"
+
+def test_cpt_keeps_the_optimizer_state_unless_reset_and_every_paradigm_uses_the_one_shape(
+    tmp_path, three_versions, make_config
+):
+    out = tmp_path / "out"
+    cfg = make_config(str(out), **{"optimizer.warmup_steps": 2})
+    keep = compare_paradigms(three_versions, str(out), cfg, 2, settings=compare_settings("ptfs,cpt"))
+    reset = compare_paradigms(
+        three_versions, str(out), cfg, 2, settings=compare_settings("cpt", cpt_optimizer="reset")
+    )
+    root = out / "seed-1234"
+    S = [p["cumulative_steps"] for p in keep.plan["versions"]]
+    states = {}
+    for variant in ("keep", "reset"):
+        store = Store(str(root / "cpt" / variant / "cosine"))
+        state, _, optimizer, _ = read_checkpoint(store, f"v2/step-{S[1]:08d}")
+        assert state.step == S[1]
+        states[variant] = optimizer["state"]
+    # AdamW's step count: kept, it went on from v1's release; reset, it counts v2's steps only
+    assert {float(s["step"]) for s in states["keep"].values()} == {S[1]}
+    assert {float(s["step"]) for s in states["reset"].values()} == {S[1] - S[0]}
+    assert keep.paradigms["cpt"].ppl[0] == reset.paradigms["cpt"].ppl[0]
+    assert keep.paradigms["cpt"].ppl[1] != reset.paradigms["cpt"].ppl[1]
+    assert reset.settings["cpt_optimizer"] == "reset" and list(reset.paradigms) == ["cpt"]
+
+    # equal terms: a 1-sqrt comparison trains a 1-sqrt PTFS in its own folder, not the cosine one
+    sqrt_cfg = make_config(str(out), **{"optimizer.warmup_steps": 2, "paradigm.decay": "1-sqrt"})
+    sqrt = compare_paradigms(three_versions, str(out), sqrt_cfg, 2, settings=compare_settings("ptfs"))
+    o = sqrt_cfg.optimizer
+    for shape in ("cosine", "1-sqrt"):
+        rows = json.loads((root / "ptfs" / shape / "v2" / "losses.json").read_text())
+        assert [step for step, _, _ in rows] == list(range(S[1]))
+        assert [lr for _, _, lr in rows] == [
+            ptfs_lr(step, S[1], o.lr_max, o.lr_min, o.warmup_steps, shape) for step in range(S[1])
+        ]
+    assert sqrt.paradigms["ptfs"].ppl != keep.paradigms["ptfs"].ppl
+    assert sqrt.plan["decay"] == "1-sqrt"
+
+
+def test_paradigm_names_take_hyphens_or_underscores_and_unknown_ones_are_refused():
+    assert parse_paradigms("path-switching, ptfs,cpt_replay,ptfs") == ["ptfs", "cpt_replay", "path_switching"]
+    with pytest.raises(CompareError) as raised:
+        parse_paradigms("ptfs,cosine")
+    assert str(raised.value) == (
+        "unknown paradigm 'cosine': choose from ptfs, cpt, cpt-replay, wsd-s, infinite, path-switching "
+        "(hyphens or underscores)"
+    )
+    with pytest.raises(CompareError, match="comma-separated list of integers"):
+        compare_settings(seeds="0,one")
 
 
 def test_changed_settings_or_missing_versions_are_refused(tmp_path, three_versions, make_config):
@@ -100,7 +204,7 @@ def test_changed_settings_or_missing_versions_are_refused(tmp_path, three_versio
     assert [Path(u).name for u in version_sources(three_versions, 2)] == ["v1", "v2"]
 
     out = tmp_path / "out"
-    Store(str(out)).write_json(
+    Store(str(out / "seed-1234")).write_json(
         "compare.json", {"data": Store(three_versions).url, "settings_hash": "0", "settings": {}}
     )
     with pytest.raises(CompareError, match="other settings"):
@@ -112,7 +216,7 @@ def test_too_little_data_for_the_warmup_is_refused_before_training(tmp_path, thr
     cfg = make_config(str(out), **{"optimizer.warmup_steps": 20})
     with pytest.raises(LrpathError, match="warm-up"):
         compare_paradigms(three_versions, str(out), cfg, versions=1)
-    assert not (out / "ptfs").exists()
+    assert not (out / "seed-1234" / "ptfs").exists()
 
 
 class Killed(Exception):

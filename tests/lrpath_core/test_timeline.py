@@ -7,12 +7,15 @@ from hypothesis import strategies as st
 
 from lrpath_core.planner import PlanRequest, make_plan
 from lrpath_core.timeline import (
+    PARADIGMS,
     PlanError,
     Timeline,
     TimelineError,
     VersionRecord,
     branch_length,
     equal_increment_relative_cost,
+    final_tail_steps,
+    lr_paths,
     paradigm_costs,
     plan_versions,
     retained_checkpoints,
@@ -143,13 +146,19 @@ def test_costs_equal_the_steps_in_the_lr_csv(tmp_path_factory, steps, alpha, sha
         counts[row["paradigm"]] = counts.get(row["paradigm"], 0) + 1
     assert counts == {name: cost.total_steps for name, cost in report.paradigms.items()}
     branch_rows = [r for r in rows if r["path"] == "branch"]
+    assert {r["paradigm"] for r in branch_rows} == {"path_switching"}
+    first, last = report.request.lr_max, report.request.lr_min
+    if shape == "multi-step":  # two levels below η_max, floored at η_min
+        first, last = max(last, 0.316 * first), max(last, 0.1 * first)
     for v in report.versions:
         mine = [r for r in branch_rows if int(r["version"]) == v.version]
         assert len(mine) == v.branch_steps
         assert int(mine[0]["step"]) == v.fork_step
-        assert float(mine[0]["lr"]) == report.request.lr_max
-        assert float(mine[-1]["lr"]) == report.request.lr_min
-    main_rows = [r for r in rows if r["path"] == "main"]
+        assert float(mine[0]["lr"]) == first
+        assert float(mine[-1]["lr"]) == last
+        anneal = [r for r in rows if r["path"] == "anneal" and int(r["version"]) == v.version]
+        assert [r["step"] for r in anneal] == [r["step"] for r in mine]
+    main_rows = [r for r in rows if r["path"] == "main" and r["paradigm"] == "path_switching"]
     assert [int(r["step"]) for r in main_rows] == list(range(sum(steps)))
 
 
@@ -166,3 +175,55 @@ def test_timeline_round_trips_through_json():
     assert again.costs()["path_switching"].total_steps == 220 + 20 + 44
     with pytest.raises(TimelineError, match="version 3 is not in the timeline"):
         again.version(3)
+
+
+def test_every_paradigm_has_a_cost_and_the_final_tail_is_the_last_main_segment_no_release_uses():
+    costs = paradigm_costs(plan_versions([1000] * 4, alpha=0.18, retain_every=50))
+    assert list(costs) == list(PARADIGMS)
+    assert {n: c.total_steps for n, c in costs.items()} == {
+        "ptfs": 10000,
+        "cpt": 4000,
+        "cpt_replay": 4000,
+        "wsd_s": 4000,
+        "infinite": 5800,
+        "path_switching": 5800,
+    }
+    # equal versions: the last tail is α·S_V = 720 steps, 51% without it
+    for name in ("infinite", "path_switching"):
+        assert costs[name].total_steps_without_final_tail == 5080
+        assert costs[name].relative_cost_without_final_tail == pytest.approx(0.508)
+    assert costs["cpt"].relative_cost_without_final_tail is None
+    # a large first version, small updates: v4 forks inside v3's data; only S_3 → S_4 is unused
+    plans = plan_versions([1000, 100, 100, 100], alpha=0.18, retain_every=50)
+    assert plans[-1].fork_step < plans[-1].previous_cumulative_steps
+    assert final_tail_steps(plans) == 100
+    assert (
+        paradigm_costs(plans)["path_switching"].total_steps_without_final_tail
+        == 1300 + sum(p.branch_steps for p in plans) - 100
+    )
+
+
+def test_lr_paths_of_the_related_paradigms_follow_their_definitions():
+    plans = plan_versions([100, 50], alpha=0.2, warmup_steps=10, retain_every=5)
+    paths = lr_paths(plans, 1.0, 0.1, 10, "linear", plateau_ratio=0.4, cooldown_fraction=0.1)
+    assert list(paths) == list(PARADIGMS)
+
+    def lrs(runs, path=None):
+        return {(v, s): lr.lr(s) for p, v, lr, a, b in runs if path in (None, p) for s in range(a, b)}
+
+    # WSD-S: one trajectory over 0..S_V, each version decays linearly to η_min at its own end
+    wsd = lrs(paths["wsd_s"])
+    assert sorted(s for _, s in wsd) == list(range(150))
+    assert wsd[(1, 79)] == 1.0 and wsd[(1, 80)] == 1.0 and wsd[(1, 99)] == 0.1  # B_1 = 20 steps
+    assert wsd[(2, 100)] == pytest.approx(0.1 + 0.9 / 10)  # re-warm from η_min
+    assert wsd[(2, 119)] == 1.0 and wsd[(2, 149)] == 0.1  # B_2 = 30 steps, all in v2's 40 after re-warm
+    # infinite: warm-up, a 10-step cosine cool-down to 0.4, then 0.4; anneals from 0.4 to η_min
+    main = lrs(paths["infinite"], "main")
+    assert main[(1, 10)] == 1.0 and main[(1, 19)] == 0.4 and main[(2, 149)] == 0.4
+    anneal = lrs(paths["infinite"], "anneal")
+    assert anneal[(1, 80)] == 0.4 and anneal[(1, 99)] == 0.1
+    assert anneal[(2, plans[1].fork_step)] == 0.4 and anneal[(2, 149)] == 0.1
+    # equal terms: every baseline decays in the given shape
+    ptfs = lrs(paths["ptfs"])
+    assert ptfs[(1, 55)] == pytest.approx(1.0 - 0.9 * 45 / 89)  # linear over S_1 − W = 90 steps
+    assert paths["cpt_replay"] == paths["cpt"]
