@@ -5,6 +5,7 @@
 Runs the `version-update` flow on the ephemeral API over generated text (tiny config) and
 records when every training segment, evaluation and publish ran (wrapping the core functions the
 tasks call). Overlapping segments (a branch and the main tail run side by side) count once.
+On a real server and worker: `bench/server_overhead.py`.
 """
 
 from __future__ import annotations
@@ -66,6 +67,10 @@ def main() -> None:
     pipeline.evaluate_checkpoint = timed("evaluate", pipeline.evaluate_checkpoint)
     pipeline.publish_version = timed("publish", pipeline.publish_version)
     from flows.version_update import version_update
+    from tasks import training
+
+    # the training tasks hand their own reference of run_segment to the pipeline
+    training.run_segment = timed("train", training.run_segment)
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

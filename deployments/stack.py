@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -17,16 +16,26 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from deployments import api
+from lrpath_core import announce as announcing
+from lrpath_core.incoming import incoming_name
+from lrpath_core.storage import Store
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 POOLS = {"lrpath-cpu": None, "lrpath-gpu": 1}
 """Work pools and the number of flow runs each worker takes at once (the GPU pool: one)."""
 GPU_LIMIT = ("gpu", 1)
+HEARTBEAT_S = 30
+"""``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` of every flow run the stack's workers start (Prefect's minimum)."""
+ZOMBIE_AUTOMATION = "lrpath-crash-zombie-flow-runs"
+ZOMBIE_AFTER_BEATS = 3
+"""A Running flow run that missed this many heartbeats is set Crashed (its process is gone)."""
 
 
 def prefect_bin() -> str:
@@ -49,6 +58,8 @@ class Stack:
     logs: list[Path] = field(default_factory=list)
     server_env: dict[str, str] = field(default_factory=dict)
     """Only the server's environment (e.g. the database URL, which may hold a password)."""
+    zombie_after_s: float = ZOMBIE_AFTER_BEATS * HEARTBEAT_S
+    """No heartbeat for this long: the zombie automation sets the flow run Crashed."""
 
     @property
     def api_url(self) -> str:
@@ -66,6 +77,7 @@ class Stack:
             "LRPATH_PROJECT_DIR": str(PROJECT_DIR),
             "LRPATH_STORE": self.store,
         }
+        env.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_S))
         env.update(extra)
         return env
 
@@ -84,20 +96,36 @@ class Stack:
             )
         return proc
 
-    def announce(self, store_url: str, sources: list[str] | None = None) -> None:
-        """Emit ``lrpath.data.arrived`` for a store, as the watcher (or an S3 relay) would."""
-        payload: dict[str, object] = {"store": store_url}
-        if sources is not None:
-            payload["sources"] = sources
-        self.run(
-            "event",
-            "emit",
-            "lrpath.data.arrived",
-            "--resource-id",
-            f"lrpath.store.{store_url}",
-            "--payload",
-            json.dumps(payload),
-        )
+    def announce(self, store_url: str, sources: list[str] | None = None) -> list[str]:
+        """Announce drops as the watcher and the relay do: each drop once, whoever else announced it.
+
+        ``sources`` are drop folders under the store's ``incoming/`` (default: every complete drop
+        that is not a version yet). Only a drop whose ``_ANNOUNCED`` marker this call created is
+        emitted (:func:`lrpath_core.announce.announce_drops`); returns those drops.
+        """
+        store = Store(store_url)
+        if sources is None:
+            names = announcing.waiting_drops(store)
+        else:
+            names = [name for source in sources if (name := incoming_name(store, source)) is not None]
+        return announcing.announce_drops(store, names, self.emit_arrived)
+
+    def emit_arrived(self, store_url: str, drop: str, **extra: str) -> None:
+        """Emit ``lrpath.data.arrived`` for ``drop`` with no marker (what a duplicate emitter sends).
+
+        Through the server's ``POST /events`` (what Prefect's client sends over its websocket),
+        so that a test can emit from many threads without starting a process each.
+        """
+        event = {
+            "id": str(uuid.uuid4()),
+            "occurred": datetime.now(UTC).isoformat(),
+            "event": announcing.DATA_ARRIVED,
+            "resource": announcing.event_resource(store_url),
+            "payload": {**announcing.event_payload(store_url, drop), **extra},
+        }
+        status, _ = api.call(self.api_url, "POST", "/events", [event])
+        if status != 204:
+            raise RuntimeError(f"{self.api_url}/events answered {status} to {announcing.DATA_ARRIVED}")
 
     def _spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -145,7 +173,46 @@ class Stack:
             changed.append(f"concurrency limit {GPU_LIMIT[0]}={gpu_limit}")
         if api.ensure_variable(self.api_url, api.STORE_VARIABLE, self.store):
             changed.append(f"variable {api.STORE_VARIABLE}")
+        if self.ensure_zombie_automation():
+            changed.append(f"automation {ZOMBIE_AUTOMATION}")
         return changed
+
+    def ensure_zombie_automation(self) -> bool:
+        """Prefect's zombie detection (docs/OPERATIONS.md); True when it was created or changed.
+
+        The self-hosted server has no built-in rule: a run whose process died stays Running (and
+        keeps its deployment's concurrency slot for up to 300 s). This proactive trigger sets a
+        run that sent a heartbeat, then neither another one nor a final state for
+        :attr:`zombie_after_s`, Crashed; the watcher then announces its version again.
+        """
+        body = zombie_automation(self.zombie_after_s)
+        _, found = api.call(
+            self.api_url,
+            "POST",
+            "/automations/filter",
+            {"automations": {"name": {"any_": [ZOMBIE_AUTOMATION]}}},
+        )
+        if not found:
+            api.call(self.api_url, "POST", "/automations/", body)
+            return True
+        if found[0]["trigger"].get("within") == body["trigger"]["within"] and found[0]["enabled"]:
+            return False
+        api.call(self.api_url, "PUT", f"/automations/{found[0]['id']}", body)
+        return True
+
+    def set_interval(self, deployment: str, seconds: float) -> None:
+        """Replace a deployment's schedules with one interval (a test's short watcher interval)."""
+        _, found = api.call(
+            self.api_url, "POST", "/deployments/filter", {"deployments": {"name": {"any_": [deployment]}}}
+        )
+        if not found:
+            raise RuntimeError(f"no deployment {deployment} on {self.api_url}: deploy it first")
+        schedules = [{"schedule": {"interval": seconds}, "active": True}]
+        status, _ = api.call(
+            self.api_url, "PATCH", f"/deployments/{found[0]['id']}", {"schedules": schedules}
+        )
+        if status >= 300:
+            raise RuntimeError(f"could not set the schedule of {deployment} ({status})")
 
     def deploy(self, names: list[str] | None = None) -> str:
         """``prefect deploy`` of every deployment in prefect.yaml, or of the named ones."""
@@ -174,6 +241,33 @@ class Stack:
         self.processes.clear()
 
 
+def zombie_automation(after_s: float) -> dict:
+    """The automation's JSON for the REST API (``prefect.automations.Automation`` in docs/OPERATIONS.md)."""
+    final = [f"prefect.flow-run.{state}" for state in ("Completed", "Failed", "Cancelled", "Crashed")]
+    return {
+        "name": ZOMBIE_AUTOMATION,
+        "description": f"a Running flow run without a heartbeat for {after_s:g} s is set Crashed",
+        "enabled": True,
+        "trigger": {
+            "type": "event",
+            "after": ["prefect.flow-run.heartbeat"],
+            "expect": ["prefect.flow-run.heartbeat", *final],
+            "match": {"prefect.resource.id": ["prefect.flow-run.*"]},
+            "for_each": ["prefect.resource.id"],
+            "posture": "Proactive",
+            "threshold": 1,
+            "within": after_s,
+        },
+        "actions": [
+            {
+                "type": "change-flow-run-state",
+                "state": "CRASHED",
+                "message": f"no heartbeat for {after_s:g} s: the process running it is gone",
+            }
+        ],
+    }
+
+
 @contextlib.contextmanager
 def local_stack(
     home: Path,
@@ -181,9 +275,12 @@ def local_stack(
     port: int | None = None,
     workers: dict[str, int | None] | None = None,
     deploy: bool | list[str] = True,
+    zombie_after_s: float | None = None,
 ) -> Iterator[Stack]:
-    """A running server (+ pools, limit, deployments, workers), stopped on exit."""
+    """A running server (+ pools, limit, zombie automation, deployments, workers), stopped on exit."""
     stack = Stack(port=port or free_port(), home=home, store=store)
+    if zombie_after_s is not None:
+        stack.zombie_after_s = zombie_after_s
     try:
         stack.start_server()
         stack.create_pools()

@@ -13,7 +13,6 @@ import json
 import logging
 import posixpath
 import threading
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote_plus
 
@@ -24,8 +23,7 @@ from lrpath_core import announce, layout
 from lrpath_core.errors import LrpathError
 from lrpath_core.storage import Store
 
-Emitter = Callable[[str, str], None]
-"""``emit(store_url, drop)``: tell Prefect that ``drop`` arrived in the store."""
+Emitter = announce.Emitter
 MAX_BODY = 1 << 20
 
 log = logging.getLogger(__name__)
@@ -89,12 +87,9 @@ class Relay:
 
     def handle(self, notification: object) -> list[str]:
         """The drops this notification announced (an empty list for repeats and other keys)."""
-        announced = []
-        for name in drops_in(notification, self.prefix):
-            if announce.announce(self.store, name):
-                self.emit(self.store.url, name)
-                log.info("announced drop %s of %s", name, self.store.url)
-                announced.append(name)
+        announced = announce.announce_drops(self.store, drops_in(notification, self.prefix), self.emit)
+        for name in announced:
+            log.info("announced drop %s of %s", name, self.store.url)
         return announced
 
 

@@ -15,7 +15,9 @@ from lrpath_core.storage import Store
 
 DATA_ARRIVED = announce.DATA_ARRIVED
 VERSION_FLOW = "update-version"
+UPDATE_FLOW = "version-update"
 DEAD_STATES = ("CRASHED", "FAILED")
+ACTIVE_STATES = ("PENDING", "RUNNING", "CANCELLING")
 
 
 def emit_arrived(store_url: str, drop: str, **extra: str) -> None:
@@ -36,9 +38,7 @@ def watch_incoming(store: str | None = None) -> list[str]:
     """
     logger = get_run_logger()
     store_obj = Store(store or announce.default_store())
-    new = [name for name in announce.waiting_drops(store_obj) if announce.announce(store_obj, name)]
-    for name in new:
-        emit_arrived(store_obj.url, name)
+    new = announce.announce_drops(store_obj, announce.waiting_drops(store_obj), emit_arrived)
     if new:
         logger.info("announced %d new drop(s): %s", len(new), ", ".join(new))
     for name in announce.stale_announcements(store_obj):
@@ -51,13 +51,25 @@ def watch_incoming(store: str | None = None) -> list[str]:
 
 
 def recover_dead_versions(store: Store) -> list[int]:
-    """Re-announce ingested, unreleased versions whose last run is Crashed or Failed (once per run)."""
+    """Re-announce ingested, unreleased versions whose last run is Crashed or Failed (once per run).
+
+    Not while a ``version-update`` run of this store is still active: it holds the deployment's
+    only slot (a zombie not yet set Crashed, or a run about to resume the version), so the
+    announcement would be cancelled (``CANCEL_NEW``) and its once-per-run marker spent.
+    """
     logger = get_run_logger()
-    recovered = []
+    dead = []
     for record in announce.unreleased(announce.read_timeline(store)):
         last = last_version_run(store.url, record.version)
-        if last is None or last.state_type not in DEAD_STATES:
-            continue
+        if last is not None and last.state_type in DEAD_STATES:
+            dead.append((record, last))
+    if not dead:
+        return []
+    if (busy := active_update_run(store.url)) is not None:
+        logger.info("v%d needs a new run, but %s still runs: next time", dead[0][0].version, busy)
+        return []
+    recovered = []
+    for record, last in dead:
         if announce.announce_recovery(store, record.version, last.id):
             emit_arrived(store.url, record.name, recover=last.id)
             logger.warning(
@@ -95,3 +107,28 @@ def last_version_run(store_url: str, version: int) -> LastRun | None:
         return None
     run = runs[0]
     return LastRun(str(run.id), run.name, run.state_type.value if run.state_type else None)
+
+
+def active_update_run(store_url: str) -> str | None:
+    """The name of a Pending/Running ``version-update`` run of this store (parameter ``store``), if any."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    states = FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType(s) for s in ACTIVE_STATES]))
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[UPDATE_FLOW])),
+            flow_run_filter=FlowRunFilter(state=states),
+            limit=50,
+        )
+    for run in runs:
+        if run.parameters.get("store") in (store_url, None):
+            return run.name
+    return None

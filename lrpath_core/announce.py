@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable, Iterable
 
 from lrpath_core import layout
 from lrpath_core.config import DEFAULT_STORE
@@ -72,6 +73,24 @@ def announce(store: Store, name: str) -> bool:
     """Mark drop ``name`` announced; True only for the one caller that created the marker."""
     stamp = json.dumps({"announced_at": time.time(), "pid": os.getpid()}).encode()
     return store.create(layout.announced_marker(name), stamp)
+
+
+Emitter = Callable[[str, str], None]
+"""``emit(store_url, drop)``: send ``lrpath.data.arrived`` for ``drop`` (Prefect's client, or the server's REST API)."""
+
+
+def announce_drops(store: Store, names: Iterable[str], emit: Emitter) -> list[str]:
+    """Announce each drop once: emit only for the drops whose marker this call created.
+
+    The one path every emitter takes (the watcher, the relay, ``deployments.stack``), so that
+    however many of them see a drop, ``lrpath.data.arrived`` goes out once for it.
+    """
+    announced = []
+    for name in names:
+        if announce(store, name):
+            emit(store.url, name)
+            announced.append(name)
+    return announced
 
 
 def announced_at(store: Store, name: str) -> float | None:

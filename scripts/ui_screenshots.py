@@ -1,12 +1,16 @@
 """Screenshots of the Prefect UI for docs/: a real stack, a real version-update run, headless Chromium.
 
 .venv/bin/python scripts/ui_screenshots.py --out docs   (needs Debian's chromium)
+
+Two drops are announced at once, so the one ``version-update`` run shows a subflow run per
+version (``v1-v1``, ``v2-v2``) in its graph; the loss-curve artifact is the one of v2's run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import tempfile
 import time
@@ -78,7 +82,8 @@ def main() -> None:
         store = Store(f"{tmp}/store")
         config = load_config(None, store=store.url, **SMALL)
         save_config(store, config)
-        for folder in write_synthetic_versions(f"{tmp}/data", versions=1, docs_per_version=400, seed=0):
+        os.environ.setdefault("LRPATH_DEVICE_LOCKS", f"{tmp}/device-locks")
+        for folder in write_synthetic_versions(f"{tmp}/data", versions=2, docs_per_version=400, seed=0):
             stage_incoming(store, folder)
         names = ["version-update", "watch-incoming", "rerun-branch", "compare-paradigms"]
         with local_stack(Path(tmp) / "prefect", store.url, port=4200, workers=None, deploy=names) as stack:
@@ -99,13 +104,23 @@ def main() -> None:
             ui = f"http://127.0.0.1:{stack.port}"
             shoot(f"{ui}/deployments", out / "ui_deployments.png")
             shoot(f"{ui}/runs/flow-run/{run['id']}", out / "ui_version_update_run.png", "1500,1300")
-            artifacts = api(
-                stack.api_url, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}}
+            children = api(
+                stack.api_url,
+                "/flow_runs/filter",
+                {"flow_runs": {"parent_flow_run_id": {"any_": [run["id"]]}}},
             )
+            print("version runs:", ", ".join(sorted(c["name"] for c in children)))
+            ids = [run["id"], *(c["id"] for c in children)]
+            artifacts = api(stack.api_url, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": ids}}})
             by_key = {a["key"]: a["id"] for a in artifacts if a.get("key")}
-            for key, size in (("timeline", "1500,900"), ("lr-paths", "1500,1400"), ("ppl-v1", "1500,700")):
+            print("artifacts:", ", ".join(sorted(by_key)))
+            loss = max((k for k in by_key if k.startswith("loss-v")), default=None)
+            shots = [("timeline", "timeline", "1500,900"), ("lr-paths", "lr-paths", "1500,1400")]
+            shots += [("ppl-per-version", "ppl-per-version", "1500,700")]
+            shots += [(loss, "loss_curve", "1500,1300")] if loss else []
+            for key, name, size in shots:
                 if key in by_key:
-                    shoot(f"{ui}/artifacts/artifact/{by_key[key]}", out / f"ui_artifact_{key}.png", size)
+                    shoot(f"{ui}/artifacts/artifact/{by_key[key]}", out / f"ui_artifact_{name}.png", size)
             print("flow run", run["id"], run["state_type"])
 
 

@@ -1,4 +1,5 @@
-"""Real servers for tests: moto's S3 server as a subprocess on 127.0.0.1, and a TCP proxy to cut.
+"""Real servers for tests: moto's S3 server as a subprocess on 127.0.0.1, a TCP proxy to cut, and
+a few reads of a real Prefect server's API.
 
 Test files import this as ``servers`` after putting ``tests/`` on ``sys.path`` (pytest runs with
 ``--import-mode=importlib``, where ``tests.servers`` is not importable). Nothing here changes the
@@ -18,9 +19,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from typing import Self
+from collections.abc import Callable, Iterator
+from typing import Any, Self, TypeVar
 
+T = TypeVar("T")
+FINAL_STATES = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 TEST_KEY = "testing"
 REGION = "us-east-1"
 
@@ -262,3 +265,36 @@ class _Link:
     def close(self) -> None:
         for sock in self.sockets:
             sock.close()
+
+
+def flow_runs(
+    api_url: str, *, deployment: str | None = None, flow: str | None = None
+) -> list[dict[str, Any]]:
+    """Flow runs of a deployment or a flow (by name) from a Prefect server's REST API, oldest first."""
+    from deployments.api import call
+
+    body: dict[str, Any] = {"sort": "EXPECTED_START_TIME_ASC"}
+    if deployment:
+        body["deployments"] = {"name": {"any_": [deployment]}}
+    if flow:
+        body["flows"] = {"name": {"any_": [flow]}}
+    return call(api_url, "POST", "/flow_runs/filter", body)[1]
+
+
+def wait_until(
+    check: Callable[[], T],
+    timeout: float,
+    what: str,
+    show: Callable[[], object] | None = None,
+    every: float = 0.5,
+) -> T:
+    """Poll ``check`` until it returns something truthy; fail naming ``what`` and ``show()``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            seen = show() if show is not None else found
+            raise AssertionError(f"not within {timeout:g} s: {what} (seen: {seen!r})")
+        time.sleep(every)
