@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from lrpath_core import layout
 from lrpath_core.checkpoint import list_checkpoints, read_manifest, remove_checkpoint
 from lrpath_core.config import DecayShape, ProjectConfig
-from lrpath_core.evaluate import Perplexity, appl, evaluate_checkpoint
+from lrpath_core.evaluate import Perplexity, evaluate_checkpoint
 from lrpath_core.ingest import add_version
 from lrpath_core.publish import publish_version
 from lrpath_core.schedules import LRPath
@@ -340,11 +340,6 @@ def record_release(store: Store, version: int, release: Release) -> Timeline:
         return timeline
 
     return update_timeline(store, put)
-
-
-def timeline_appl(timeline: Timeline) -> float | None:
-    ppls = [v.metrics["ppl"] for v in timeline.versions if "ppl" in v.metrics]
-    return appl(ppls) if ppls else None
 
 
 def update_version(

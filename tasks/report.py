@@ -16,9 +16,9 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
 from lrpath_core import layout
-from lrpath_core.pipeline import Branch, timeline_appl
+from lrpath_core.pipeline import Branch
 from lrpath_core.plots import LossRows, lr_plot_png, plot_segment_losses
-from lrpath_core.report import timeline_rows
+from lrpath_core.report import current_metrics, steps_count, timeline_appl, timeline_rows
 from lrpath_core.storage import Store
 from lrpath_core.timeline import Timeline
 from lrpath_core.timeline_store import require_timeline, store_config
@@ -49,10 +49,11 @@ def ppl_table(timeline: Timeline) -> list[dict]:
     table = []
     for v in timeline.versions:
         row: dict = {"release": f"v{v.version} ({v.name})"}
+        metrics = current_metrics(v)  # the newest revision's, after a re-run
         for data in range(1, count + 1):
-            value = v.metrics.get(f"ppl_v{data}")
+            value = metrics.get(f"ppl_v{data}")
             row[f"v{data}"] = round(value, 3) if value is not None else "-"
-        row["all"] = round(v.metrics["ppl"], 3) if "ppl" in v.metrics else "-"
+        row["all"] = round(metrics["ppl"], 3) if "ppl" in metrics else "-"
         table.append(row)
     return table
 
@@ -67,8 +68,14 @@ def timeline_markdown(timeline: Timeline, rows: list[dict], appl: float | None) 
     if appl is not None:
         lines.append(f"APPL **{appl:.3f}**")
     for name, cost in timeline.costs().items():
-        lines.append(f"- {name}: {cost.total_steps} steps, relative cost {cost.relative_cost:.3f}")
-    lines.append(f"- steps run so far: main {timeline.steps_run.main}, branches {timeline.steps_run.branch}")
+        line = f"- {name}: {cost.total_steps} steps, relative cost {cost.relative_cost:.3f}"
+        if cost.relative_cost_without_final_tail is not None:
+            line += f" ({cost.relative_cost_without_final_tail:.3f} without the last version's main tail)"
+        lines.append(line)
+    steps = steps_count(timeline)
+    lines.append(
+        f"- steps run so far: main {steps.main}, branches {steps.branch}, re-run branches {steps.rerun}"
+    )
     return "\n".join(lines) + "\n"
 
 

@@ -5,7 +5,8 @@ import pytest
 from lrpath_core.evaluate import evaluate_checkpoint
 from lrpath_core.ingest import add_version
 from lrpath_core.layout import main_checkpoint
-from lrpath_core.pipeline import branch, run_timeline, timeline_appl, update_version
+from lrpath_core.pipeline import branch, run_timeline, update_version
+from lrpath_core.report import timeline_appl
 from lrpath_core.storage import Store
 from lrpath_core.timeline import TimelineError, paradigm_steps
 from lrpath_core.timeline_store import require_timeline

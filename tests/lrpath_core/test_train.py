@@ -49,7 +49,7 @@ def test_segment_refuses_inconsistent_specs(ingested_store):
         run_segment(
             store, main_spec(store, cfg, "checkpoints/b", 9, start=7, init="checkpoints/a/step-00000005")
         )
-    with pytest.raises(SegmentError, match="fill only 54 steps"):
+    with pytest.raises(SegmentError, match="fill only 55 steps"):
         run_segment(store, main_spec(store, cfg, "checkpoints/c", 60))
     with pytest.raises(CheckpointError, match="missing or incomplete"):
         run_segment(
