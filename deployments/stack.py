@@ -24,6 +24,7 @@ from pathlib import Path
 
 from deployments import api
 from lrpath_core import announce as announcing
+from lrpath_core.config import ServerSettings
 from lrpath_core.incoming import incoming_name
 from lrpath_core.storage import Store
 
@@ -31,10 +32,10 @@ PROJECT_DIR = Path(__file__).resolve().parents[1]
 POOLS = {"lrpath-cpu": None, "lrpath-gpu": 1}
 """Work pools and the number of flow runs each worker takes at once (the GPU pool: one)."""
 GPU_LIMIT = ("gpu", 1)
-HEARTBEAT_S = 30
-"""``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` of every flow run the stack's workers start (Prefect's minimum)."""
+HEARTBEAT_S = ServerSettings().heartbeat_s
+"""``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` of every flow run the stack's workers start."""
 ZOMBIE_AUTOMATION = "lrpath-crash-zombie-flow-runs"
-ZOMBIE_AFTER_BEATS = 3
+ZOMBIE_AFTER_BEATS = ServerSettings().zombie_after_beats
 """A Running flow run that missed this many heartbeats is set Crashed (its process is gone)."""
 
 

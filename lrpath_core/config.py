@@ -316,3 +316,17 @@ class ServerSettings(_Strict):
         "sqlite", description="sqlite (under home) or a postgresql://user:password@host:port/db URL"
     )
     home: str = Field(".prefect", description="PREFECT_HOME: the SQLite database, logs and the pid file")
+    heartbeat_s: int = Field(
+        30,
+        ge=30,
+        description="PREFECT_FLOWS_HEARTBEAT_FREQUENCY of the workers' flow runs (Prefect's minimum: 30)",
+    )
+    zombie_after_beats: int = Field(
+        3, ge=2, description="a Running flow run that missed this many heartbeats is set Crashed"
+    )
+    gpu_lease_s: float = Field(
+        60,
+        ge=60,
+        description="lease of a held gpu-limit slot, renewed while training: a dead run's slot comes back "
+        "after this long (Prefect's minimum: 60)",
+    )

@@ -22,7 +22,7 @@ from typing import Literal
 from prefect.concurrency.sync import concurrency
 from prefect.logging import get_run_logger
 
-from lrpath_core.config import ComputeConfig, DecayShape, ProjectConfig
+from lrpath_core.config import ComputeConfig, DecayShape, ProjectConfig, ServerSettings
 from lrpath_core.devices import bound_device, hold_devices, host_devices, torch_threads
 from lrpath_core.pipeline import Branch, branch, extend_main
 from lrpath_core.storage import Store
@@ -33,6 +33,8 @@ from tasks.retry import storage_task, store_unreachable_is_store_error
 from tasks.torchrun import TorchrunSegment
 
 GPU_SLOT = "gpu"
+GPU_LEASE_S = ServerSettings().gpu_lease_s
+"""A held slot's lease, renewed while training; the slot of a run whose process died returns after it."""
 
 
 def gpu_limit(slots: int = 1):
@@ -46,7 +48,7 @@ def gpu_limit(slots: int = 1):
 
     if not PREFECT_API_URL.value():
         return contextlib.nullcontext()
-    return concurrency(GPU_SLOT, occupy=slots, strict=True)
+    return concurrency(GPU_SLOT, occupy=slots, strict=True, lease_duration=GPU_LEASE_S)
 
 
 def side_by_side(config: ProjectConfig) -> bool:
