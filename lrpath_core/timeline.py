@@ -82,10 +82,19 @@ def plan_versions(
         previous, cumulative = cumulative, cumulative + delta
         nominal = cumulative - branch_length(alpha, cumulative)
         clamped = nominal < previous and retain_every is None
+        candidates = [s for s in kept if s <= nominal]
         if nominal >= previous:
             fork = nominal
+        elif clamped:
+            fork = previous
+        elif candidates:
+            fork = max(candidates)
         else:
-            fork = previous if clamped else max(s for s in kept if s <= nominal)
+            raise PlanError(
+                f"version {index}'s branch of ceil(alpha*S) = {branch_length(alpha, cumulative)} steps would fork "
+                "at step 0, before the main path's first checkpoint: use a smaller alpha or more steps for "
+                "version 1"
+            )
         tail_start = max(fork, previous)
         window = (
             range(_next_multiple(tail_start, retain_every), cumulative, retain_every) if retain_every else ()

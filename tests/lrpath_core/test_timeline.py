@@ -82,7 +82,11 @@ def test_a_store_from_before_retention_windows_clamps_the_fork():
 @settings(max_examples=200)
 def test_every_branch_is_at_least_planned_and_forks_at_a_kept_checkpoint(steps, alpha, every):
     """Unequal versions (a large first one, then small updates) never shorten a branch."""
-    plans = plan_versions(steps, alpha, retain_every=every)
+    try:
+        plans = plan_versions(steps, alpha, retain_every=every)
+    except PlanError as exc:  # only when no checkpoint can exist where the branch must start
+        assert "fork at step 0" in str(exc)
+        return
     kept: set[int] = set()
     for p in plans:
         assert not p.fork_clamped
@@ -93,6 +97,11 @@ def test_every_branch_is_at_least_planned_and_forks_at_a_kept_checkpoint(steps, 
             assert p.branch_steps < branch_length(alpha, p.cumulative_steps) + every + 1
         kept.update(p.retained_steps)
         assert all(p.previous_cumulative_steps < s <= p.cumulative_steps for s in p.retained_steps)
+
+
+def test_a_branch_reaching_back_to_step_0_is_refused():
+    with pytest.raises(PlanError, match="version 2's branch .* fork at step 0"):
+        plan_versions([1, 1], 0.75, retain_every=1)
 
 
 def test_a_large_first_version_then_small_updates():
