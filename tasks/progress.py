@@ -7,9 +7,16 @@ import time
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.logging import get_run_logger
 
+MIN_UPDATE_S = 5.0
+
 
 class SegmentProgress:
-    """A ``ProgressFn`` for ``run_segment``: updates the artifact ~50 times and logs every 10%."""
+    """A ``ProgressFn`` for ``run_segment``: updates the artifact every 2% but at most every
+    ``MIN_UPDATE_S`` seconds, and logs every 10%.
+
+    Each update is an API call the server answers with a database write; on a small CPU machine
+    the training threads wait for the cores that call takes, so updates are throttled in time.
+    """
 
     def __init__(self, key: str, description: str) -> None:
         self.key = key
@@ -18,19 +25,23 @@ class SegmentProgress:
         self.last_percent = -1.0
         self.last_log = -10
         self.started = time.perf_counter()
+        self.last_update = self.started
 
     def __call__(self, done: int, end: int, loss: float, lr: float) -> None:
         percent = 100.0 * done / end if end else 100.0
         if self.artifact_id is None:
             self.artifact_id = create_progress_artifact(percent, key=self.key, description=self.description)
             self.last_percent = percent
-        elif percent - self.last_percent >= 2.0 or done == end:
+        elif done == end or (
+            percent - self.last_percent >= 2.0 and time.perf_counter() - self.last_update >= MIN_UPDATE_S
+        ):
             update_progress_artifact(
                 self.artifact_id,
                 percent,
                 description=f"{self.description} — step {done}/{end}, loss {loss:.3f}",
             )
             self.last_percent = percent
+            self.last_update = time.perf_counter()
         if int(percent) // 10 > self.last_log // 10 or done == end:
             self.last_log = int(percent)
             rate = done / max(time.perf_counter() - self.started, 1e-9)
