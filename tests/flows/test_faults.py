@@ -67,11 +67,12 @@ def published_sha(store: Store) -> str:
 
 
 @pytest.fixture(scope="module")
-def unbroken_release_sha(tmp_path_factory, synthetic_sources, make_config) -> str:
+def unbroken_run(tmp_path_factory, synthetic_sources, make_config) -> tuple[str, int]:
+    """The sha of an unbroken run's release and its version's end step."""
     clean = prepared_store(tmp_path_factory.mktemp("clean"), synthetic_sources[0], make_config)
     proc = update(clean)
     assert proc.wait(300) == 0, proc.stdout.read()[-3000:]
-    return published_sha(clean)
+    return published_sha(clean), require_timeline(clean).version(1).cumulative_steps
 
 
 def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 180) -> None:
@@ -91,15 +92,18 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 180) -> None:
         "cache/tokens",  # during ingest: a shard tokenized, the version's manifest not yet written
         "checkpoints/main/step-00000010/manifest.json",  # inside the main-path segment
         "checkpoints/branches",  # the branch has started
-        "checkpoints/branches/v1-cosine-a0.18/step-00000019/manifest.json",  # evaluation / main tail
+        "branch-end",  # the branch's last checkpoint: evaluation / publish / main tail under way
     ],
 )
 def test_sigkill_anywhere_then_update_again_gives_the_same_release(
-    tmp_path, synthetic_sources, make_config, milestone, unbroken_release_sha
+    tmp_path, synthetic_sources, make_config, milestone, unbroken_run
 ):
     """A crash during publish itself is covered in test_publish.py (a failing move) and
     test_storage_outage.py: publishing takes milliseconds here, too short to aim a SIGKILL at."""
     store = prepared_store(tmp_path / "killed", synthetic_sources[0], make_config)
+    unbroken_release_sha, end = unbroken_run
+    if milestone == "branch-end":
+        milestone = f"checkpoints/branches/v1-cosine-a0.18/step-{end:08d}/manifest.json"
     proc = update(store)
     wait_for(Path(store.root) / milestone, proc)
     os.killpg(proc.pid, signal.SIGKILL)
