@@ -81,6 +81,12 @@ def ingest_data(
 ) -> VersionManifest:
     """Read a drop once and write it as ``data/v{number}`` (training the tokenizer on version 1)."""
     name = name or _default_name(source_url)
+    for folder in (
+        layout.data_dir(number),
+        layout.TOKEN_CACHE_DIR,
+        layout.TOKENIZER,
+    ):  # a killed ingest's files
+        store.remove_temporaries(folder)
     shards = read_drop(store, source_url, name, config.data.max_shard_bytes)
     return _pack(store, config, number, source_url, name, shards)
 

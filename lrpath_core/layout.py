@@ -127,8 +127,11 @@ def data_blocks(version: int, split: str) -> str:
     return f"{data_dir(version)}/{split}.npy"
 
 
+TOKEN_CACHE_DIR = "cache/tokens"
+
+
 def token_cache(tokenizer_sha256: str, shard_sha256: str) -> str:
-    return f"cache/tokens/{tokenizer_sha256[:16]}/{shard_sha256}.npy"
+    return f"{TOKEN_CACHE_DIR}/{tokenizer_sha256[:16]}/{shard_sha256}.npy"
 
 
 def revision_dir(version: int, revision: int) -> str:

@@ -296,6 +296,16 @@ class Store(StoreSync):
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm(self._path(rel), recursive=recursive)
 
+    def remove_temporaries(self, rel: str) -> list[str]:
+        """Remove the temporary files (``.name.tmp-…``) that a killed local write left below ``rel``;
+        the caller must be the only writer there (S3 writes are single PUTs and leave none)."""
+        if not self.is_local:
+            return []
+        left = [name for name in self.walk_files(rel) if ".tmp-" in posixpath.basename(name)]
+        for name in left:
+            self.remove(posixpath.join(rel, name))
+        return left
+
     def walk_files(self, rel: str) -> Iterator[str]:
         """Every file below ``rel``, as a path relative to ``rel``."""
         base = self._path(rel).rstrip("/")

@@ -59,3 +59,14 @@ def test_concurrent_writers_never_lose_an_update(tmp_path):
 def test_empty_store_url_is_a_clear_error():
     with pytest.raises(StoreError, match="store URL is empty"):
         Store("")
+
+
+def test_a_killed_writes_temporaries_are_removed_and_nothing_else(tmp_path):
+    store = Store(str(tmp_path))
+    store.write_bytes("data/v1/train.npy", b"complete")
+    left = tmp_path / "data" / "v1" / f".val.npy.tmp-{'a' * 32}"
+    left.write_bytes(b"half")
+    assert store.remove_temporaries("data/v1") == [left.name]
+    assert not left.exists()
+    assert store.read_bytes("data/v1/train.npy") == b"complete"
+    assert store.remove_temporaries("data/v9") == []
