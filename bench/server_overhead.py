@@ -35,6 +35,8 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_WORKER_QUERY_SECONDS", "1")
 os.environ.setdefault("PREFECT_WORKER_PREFETCH_SECONDS", "1")
 
+from prefect_overhead import union  # noqa: E402 (bench/ is the script's folder)
+
 from deployments.api import call  # noqa: E402
 from deployments.stack import local_stack  # noqa: E402
 from lrpath_core.config import DemoSettings, load_config  # noqa: E402
@@ -49,16 +51,6 @@ WORK_PREFIXES = ("main-v", "branch-v", "evaluate-v", "publish-v")
 
 def ts(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-
-
-def union(intervals: list[tuple[float, float]]) -> float:
-    total, end = 0.0, float("-inf")
-    for a, b in sorted(intervals):
-        if b <= end:
-            continue
-        total += b - max(a, end)
-        end = b
-    return total
 
 
 def runs_of(api_url: str, deployment: str) -> list[dict]:

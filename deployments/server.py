@@ -22,6 +22,7 @@ import yaml
 from deployments import api
 from deployments.stack import PROJECT_DIR, Stack
 from lrpath_core.errors import LrpathError
+from lrpath_core.processes import descendants
 
 STATE_FILE = "lrpath-server.json"
 GPU_POOL, CPU_POOL = "lrpath-gpu", "lrpath-cpu"
@@ -78,22 +79,6 @@ def is_running(pid: int) -> bool:
     return b"prefect" in cmdline and stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def _descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (``prefect server start`` runs uvicorn in its own session)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 def _alive(pid: int) -> bool:
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
@@ -106,7 +91,7 @@ def _alive(pid: int) -> bool:
 
 def _stop(pid: int, timeout: float = 20) -> None:
     """SIGTERM the process group (SIGKILL after ``timeout``) and wait for every descendant too."""
-    group = [pid, *_descendants(pid)]
+    group = [pid, *descendants(pid)]
     for sig in (signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, sig)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from lrpath_core.devices import DeviceLease
 from lrpath_core.errors import LrpathError
+from lrpath_core.processes import descendants
 from lrpath_core.rank_watch import parse_progress
 from lrpath_core.segment import SegmentResult, SegmentSpec
 from lrpath_core.storage import Store
@@ -162,21 +163,6 @@ def _read_lines(proc: subprocess.Popen, lines: queue.Queue[str | None]) -> None:
     lines.put(None)
 
 
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 def _signal_all(proc: subprocess.Popen, pids: list[int], sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
@@ -188,12 +174,12 @@ def _signal_all(proc: subprocess.Popen, pids: list[int], sig: signal.Signals) ->
 def stop_group(proc: subprocess.Popen, grace: float = KILL_GRACE_S, ranks: list[int] | None = None) -> None:
     """SIGTERM torchrun's group and every rank below it; SIGKILL what is left after ``grace``."""
     if ranks is None:
-        ranks = _descendants(proc.pid)
+        ranks = descendants(proc.pid)
         _signal_all(proc, ranks, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
-    _signal_all(proc, [*ranks, *_descendants(proc.pid)], signal.SIGKILL)
+    _signal_all(proc, [*ranks, *descendants(proc.pid)], signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(grace)
 
@@ -203,7 +189,7 @@ def stop_all() -> None:
     with _LIVE_LOCK:
         running = list(_LIVE.values())
     for proc in running:
-        ranks = _descendants(proc.pid)
+        ranks = descendants(proc.pid)
         _signal_all(proc, ranks, signal.SIGTERM)
         threading.Thread(target=stop_group, args=(proc, KILL_GRACE_S, ranks), daemon=True).start()
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from deployments.server import _descendants
 from deployments.stack import HEARTBEAT_S, local_stack
 from lrpath_core import layout
 from lrpath_core.incoming import stage_incoming
+from lrpath_core.processes import descendants
 from lrpath_core.storage import Store
 from lrpath_core.timeline_store import save_config
 
@@ -51,7 +51,7 @@ def released(store: Store) -> bool:
 
 def kill_machine(pid: int) -> None:
     """SIGKILL a worker's process group and every process below it, wherever its session."""
-    below = _descendants(pid)
+    below = descendants(pid)
     os.killpg(pid, signal.SIGKILL)
     for other in below:
         try:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from lrpath_core.processes import descendants
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from segment_support import main_spec  # noqa: E402
 
@@ -40,7 +42,7 @@ def training_processes() -> list[int]:
 
 def ranks_now() -> int:
     """Ranks of the torchrun this process runs now (torchrun's descendants)."""
-    return sum(len(torchrun._descendants(pid)) for pid in list(torchrun._LIVE))
+    return sum(len(descendants(pid)) for pid in list(torchrun._LIVE))
 
 
 def slow_spec(store, cfg, run: str):
