@@ -38,7 +38,7 @@ def train_step(
     ``forward`` is its ``torch.compile`` form, if any. Under DDP only the last micro-batch syncs
     gradients. The loss is averaged over the ranks and read back to the host: one sync per step.
     """
-    forward = forward or model
+    forward = model if forward is None else forward  # a compiled module has no truth value
     world = _world_size()
     micro = len(batch) // grad_accum
     total = torch.zeros((), device=device)

@@ -105,3 +105,12 @@ def test_optimizer_decays_matrices_only():
     assert all(p.ndim >= 2 for p in decay["params"]) and all(p.ndim < 2 for p in no_decay["params"])
     assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
     assert decay["betas"] == (0.9, 0.95) and decay["eps"] == 1e-8
+
+
+def test_compiled_forward_is_accepted():
+    """``torch.compile``'s wrapper raises on ``bool()`` (it forwards ``len()``), as on CUDA where the
+    trainer compiles by default; ``backend="eager"`` gives the same wrapper without a C compiler."""
+    model, optimizer, _ = _setup()
+    compiled = torch.compile(model, backend="eager")
+    loss = train_step(model, optimizer, _batches()[0], device=torch.device("cpu"), forward=compiled)
+    assert isinstance(loss, float) and loss > 0
