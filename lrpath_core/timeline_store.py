@@ -54,8 +54,9 @@ def store_config(store: Store, given: ProjectConfig | None = None) -> ProjectCon
 
     Later runs (a deployment triggered by an event, a re-run) read it from the store, so every
     version of a timeline trains with the same settings. A ``given`` config (``--config``) starts
-    a new store; on an existing store it must match the saved one (``store`` and
-    ``checkpoint_every`` aside), else the differing fields are named.
+    a new store; on an existing store its training settings must match the saved ones, else the
+    differing fields are named. Its run-time settings (``compute``, ``checkpoint_every``,
+    ``data.max_shard_bytes``: :data:`NOT_TRAINING`) are this run's and win over the saved ones.
     """
     if not store.exists(layout.CONFIG):
         return (given or ProjectConfig()).model_copy(update={"store": store.url})
@@ -71,7 +72,12 @@ def store_config(store: Store, given: ProjectConfig | None = None) -> ProjectCon
             f"{store.url_of(layout.CONFIG)} was started with other settings ({'; '.join(changed)}): a timeline keeps "
             "its configuration; drop --config, or use a new store for the new settings"
         )
-    return saved
+    if given is None:
+        return saved
+    data = saved.data.model_copy(update={"max_shard_bytes": given.data.max_shard_bytes})
+    return saved.model_copy(
+        update={"compute": given.compute, "checkpoint_every": given.checkpoint_every, "data": data}
+    )
 
 
 def save_config(store: Store, config: ProjectConfig) -> None:
