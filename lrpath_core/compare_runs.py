@@ -97,11 +97,15 @@ def run_path_switching(
 
 def release_steps(store: Store, branch: pipeline.Branch) -> int:
     """Steps a path-switching release needed: its version's main segments (S_{i-1} → fork → S_i; a
-    segment of no steps does not exist) and its branch, as ``timeline.segments`` recorded them."""
+    segment of no steps does not exist) and its branch, as ``timeline.segments`` recorded them.
+
+    A fork at a retained checkpoint before S_{i-1} (a small update after a large version) leaves the
+    version's main path one segment, S_{i-1} → S_i."""
     timeline = require_timeline(store)
     record = timeline.version(branch.version)
     run = layout.branch_run(branch.version, branch.decay, branch.alpha)
-    start, fork, end = record.cumulative_steps - record.delta_steps, record.fork_step, record.cumulative_steps
+    start, end = record.previous_cumulative_steps, record.cumulative_steps
+    fork = max(start, record.fork_step)
     keys = [
         pipeline.segment_key("main", layout.MAIN_RUN, a, b) for a, b in ((start, fork), (fork, end)) if b > a
     ]

@@ -9,7 +9,7 @@ import pytest
 
 from lrpath_core.checkpoint import read_checkpoint
 from lrpath_core.compare import compare_paradigms
-from lrpath_core.compare_runs import run_path_switching
+from lrpath_core.compare_runs import release_steps, run_path_switching
 from lrpath_core.compare_setup import (
     CompareError,
     compare_settings,
@@ -18,11 +18,19 @@ from lrpath_core.compare_setup import (
     version_sources,
 )
 from lrpath_core.errors import LrpathError
+from lrpath_core.pipeline import Branch
 from lrpath_core.schedules import ptfs_lr
 from lrpath_core.storage import Store
 from lrpath_core.synthetic import write_synthetic_versions
-from lrpath_core.timeline import VersionPlan, paradigm_steps, plan_versions
-from lrpath_core.timeline_store import require_timeline
+from lrpath_core.timeline import (
+    CheckpointRef,
+    Timeline,
+    VersionPlan,
+    VersionRecord,
+    paradigm_steps,
+    plan_versions,
+)
+from lrpath_core.timeline_store import require_timeline, update_timeline
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -291,3 +299,39 @@ def assert_release_steps_are_their_segments(ps: Store, plans: list[VersionPlan],
             elif path == "branch" and run.endswith(f"/v{plan.version}-{decay}-a{timeline.alpha:g}"):
                 total += steps
         assert release["steps_run"] == total == plan.delta_steps + plan.branch_steps, plan.version
+
+
+def test_release_steps_when_the_fork_is_before_the_previous_version_end(tmp_path):
+    """An unequal split's last update (S_3 = 212, S_4 = 256, B_4 = 56) forks at the retained step 200,
+    before S_3: its main path ran 212 → 256 in one segment. From a GCIDE run that failed with "no step
+    count for segment main:checkpoints/main:200-256"."""
+    store = Store(str(tmp_path / "ps"))
+    ends = [(125, 23, 102), (169, 31, 138), (212, 39, 173), (256, 56, 200)]
+    versions, previous = [], 0
+    for number, (end, branch_steps, fork) in enumerate(ends, start=1):
+        versions.append(
+            VersionRecord(
+                version=number,
+                name=f"v{number}",
+                delta_steps=end - previous,
+                cumulative_steps=end,
+                branch_steps=branch_steps,
+                fork_step=fork,
+            )
+        )
+        previous = end
+    segments = {
+        "main:checkpoints/main:212-256": 44,
+        "branch:checkpoints/branches/v4-cosine-a0.18:200-256": 56,
+    }
+    timeline = Timeline(config_hash="x", alpha=0.18, decay="cosine", versions=versions, segments=segments)
+    update_timeline(store, lambda _: timeline)
+    branch = Branch(
+        version=4,
+        checkpoint=CheckpointRef(url="unused", step=256),
+        decay="cosine",
+        alpha=0.18,
+        fork_step=200,
+        branch_steps=56,
+    )
+    assert release_steps(store, branch) == 44 + 56
