@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -47,6 +48,8 @@ from lrpath_core.timeline_store import save_config  # noqa: E402
 
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 WORK_PREFIXES = ("main-v", "branch-v", "evaluate-v", "publish-v")
+# a task run's name past its task's: "-v2", "-v2-…" (task_run_name) or Prefect's "-a1b" / "-0"
+TASK_SUFFIX = re.compile(r"-(v\d+.*|[0-9a-f]{3}|\d+)$")
 
 
 def ts(value: str) -> float:
@@ -100,7 +103,18 @@ def measure(api_url: str, run: dict) -> dict:
         "overhead_s": round(wall - work, 2),
         "overhead_pct_of_train": round(100 * (wall - work) / train, 2) if train else None,
         "between_tasks_s": round(wall - every_task, 2),
+        "other_tasks_s": other_tasks(tasks),
     }
+
+
+def other_tasks(tasks: list[tuple[str, float, float]]) -> dict[str, float]:
+    """Seconds in each task that is neither training, evaluation nor publishing, by name without its
+    version suffix (``ingest``, ``loss-report``, ``timeline-report`` …): where the overhead goes."""
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for name, a, b in tasks:
+        if not name.startswith(WORK_PREFIXES):
+            spans.setdefault(TASK_SUFFIX.sub("", name), []).append((a, b))
+    return {name: round(union(s), 2) for name, s in sorted(spans.items())}
 
 
 def main() -> None:
