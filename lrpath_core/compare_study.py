@@ -28,7 +28,7 @@ from lrpath_core.compare_result import CompareResult
 from lrpath_core.compare_setup import CompareError, version_sources
 from lrpath_core.config import CompareSettings, ProjectConfig
 from lrpath_core.corpus import READY, write_version
-from lrpath_core.plots import LABELS, plot_cost_vs_appl, plot_versions_study
+from lrpath_core.plots import LABELS, plot_alpha_shape_study, plot_cost_vs_appl, plot_versions_study
 from lrpath_core.storage import Store, join
 from lrpath_core.timeline import Paradigm
 
@@ -45,6 +45,8 @@ class StudyPoint(BaseModel):
     appl: float
     appl_std: float
     folder: str
+    alpha: float | None = None
+    decay: str | None = None
 
 
 class StudyResult(BaseModel):
@@ -91,7 +93,10 @@ def run_study(
                 labels = {"path_switching": f"α={alpha:g} {shape}"}
                 if alpha == settings.study_alphas[0]:
                     labels["ptfs"] = f"PTFS {shape}"
-                points += _points(result, url, labels)
+                points += [
+                    p.model_copy(update={"alpha": alpha if p.paradigm != "ptfs" else None, "decay": shape})
+                    for p in _points(result, url, labels)
+                ]
     else:
         for count in settings.study_versions:
             split = resplit(
@@ -161,6 +166,13 @@ def _write(root: Store, study: str, points: list[StudyPoint]) -> StudyResult:
         if study == "versions":
             plot_versions_study(
                 [p.model_dump() for p in points], path, title="relative cost and APPL against V"
+            )
+        elif study == "second-stage":
+            plot_alpha_shape_study(
+                [p.model_dump() for p in points],
+                path,
+                title="second-stage study: path switching's APPL per branch α and decay shape; "
+                "dashed: PTFS with that shape",
             )
         else:
             title = {"first-stage": "main-path LR", "second-stage": "branch α × decay shape"}[study]

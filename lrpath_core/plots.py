@@ -162,6 +162,45 @@ def plot_cost_vs_appl(
     return out
 
 
+def plot_alpha_shape_study(points: list[dict], out: str, title: str | None = None) -> str:
+    """The second-stage study: path switching's APPL ± std against its relative cost (one point per
+    α, labelled below the axis), a line per decay shape, and PTFS of that shape as a dashed line of
+    the same colour; ``points`` carry ``paradigm``, ``decay``, ``alpha``, ``relative_cost``,
+    ``appl`` and ``appl_std``."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    ticks: dict[float, str] = {}
+    for index, shape in enumerate(dict.fromkeys(p["decay"] for p in points)):
+        color = colors[index % len(colors)]
+        mine = sorted(
+            (p for p in points if p["decay"] == shape and p["paradigm"] != "ptfs"), key=lambda p: p["alpha"]
+        )
+        ax.errorbar(
+            [p["relative_cost"] for p in mine],
+            [p["appl"] for p in mine],
+            yerr=[p["appl_std"] for p in mine],
+            marker="o",
+            capsize=3,
+            color=color,
+            label=f"path switching, {shape}",
+        )
+        for p in mine:
+            ticks[round(p["relative_cost"], 3)] = f"{p['relative_cost']:.2f}\nα={p['alpha']:g}"
+        for p in points:
+            if p["decay"] == shape and p["paradigm"] == "ptfs":
+                ax.axhline(p["appl"], color=color, ls="--", lw=1.2, label=f"PTFS, {shape} ({p['appl']:.1f})")
+    ax.set_xticks(list(ticks), list(ticks.values()), fontsize=8)
+    ax.set_xlabel("relative cost (optimizer steps / PTFS's) and branch α")
+    ax.set_ylabel("APPL (mean PPL of the releases)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    if title:
+        ax.set_title(title, fontsize=9)
+    _save(plt, fig, out)
+    return out
+
+
 def plot_versions_study(points: list[dict], out: str, title: str | None = None) -> str:
     """Relative cost (left) and APPL ± std (right) against the number of versions V, per paradigm;
     ``points`` carry ``paradigm``, ``versions``, ``relative_cost``, ``appl`` and ``appl_std``."""

@@ -57,6 +57,11 @@ def test_each_study_runs_its_settings_and_writes_its_plot(tmp_path, two_versions
     assert labels == ["α=0.18 linear", "PTFS linear", "α=0.3 linear"]
     costs = {p.label: p.relative_cost for p in second.points}
     assert costs["α=0.3 linear"] > costs["α=0.18 linear"] and costs["PTFS linear"] == 1.0
+    assert [(p.alpha, p.decay) for p in second.points] == [
+        (0.18, "linear"),
+        (None, "linear"),
+        (0.3, "linear"),
+    ]
     seed = out / "studies/second-stage/seed-1234"
     assert (seed / "ptfs/linear").is_dir() and not (seed / "ptfs/cosine").exists()
     assert (seed / "path_switching/alpha-0.3/checkpoints/branches/v2-linear-a0.3").is_dir()
