@@ -13,7 +13,8 @@ version). Every figure comes from the server's API after the run:
   ``evaluate-v*`` and ``publish-v*`` task runs (the branch and the main tail overlap: counted once);
 - ``overhead = wall − work``: orchestration (flow, subflow and task runs, the ``gpu`` limit),
   ingest (tokenization) and the report artifacts;
-- ``between_tasks``: wall minus the union of *every* task run: Prefect alone;
+- ``between_tasks``: wall minus the union of every task run (a subflow's wrapper task run is not
+  one): Prefect alone; ``gaps`` lists those stretches with the tasks around them;
 - ``pickup``: the run's creation (by the event's trigger) to Running: worker poll, process start,
   imports (torch).
 """
@@ -73,17 +74,36 @@ def wait_final(api_url: str, seen: set[str], timeout: float) -> dict:
 
 
 def task_intervals(api_url: str, flow_run_id: str) -> list[tuple[str, float, float]]:
-    """(name, start, end) of every task run of the flow run and of its subflow runs."""
+    """(name, start, end) of every task run of the flow run and of its subflow runs; a subflow's
+    wrapper task run (the parent's record of the subflow, spanning all of it) is not a task."""
     children = call(
         api_url, "POST", "/flow_runs/filter", {"flow_runs": {"parent_flow_run_id": {"any_": [flow_run_id]}}}
     )[1]
     ids = [flow_run_id, *(c["id"] for c in children)]
+    wrappers = {c.get("parent_task_run_id") for c in children}
     tasks = call(api_url, "POST", "/task_runs/filter", {"task_runs": {"flow_run_id": {"any_": ids}}})[1]
-    return [
+    return sorted(
         (t["name"], ts(t["start_time"]), ts(t["end_time"]))
         for t in tasks
-        if t.get("start_time") and t.get("end_time") and t["state_type"] == "COMPLETED"
-    ]
+        if t.get("start_time")
+        and t.get("end_time")
+        and t["state_type"] == "COMPLETED"
+        and t["id"] not in wrappers
+    )
+
+
+def gaps(start: float, end: float, tasks: list[tuple[str, float, float]]) -> list[dict]:
+    """The stretches of the run in which no task ran, each with the task before it: where Prefect's
+    own time goes."""
+    out, cursor, before = [], start, "(run start)"
+    for name, a, b in sorted(tasks, key=lambda t: t[1]):
+        if a - cursor > 0.05:
+            out.append({"after": before, "seconds": round(a - cursor, 2), "before": name})
+        if b > cursor:
+            cursor, before = b, name
+    if end - cursor > 0.05:
+        out.append({"after": before, "seconds": round(end - cursor, 2), "before": "(run end)"})
+    return out
 
 
 def measure(api_url: str, run: dict) -> dict:
@@ -104,6 +124,7 @@ def measure(api_url: str, run: dict) -> dict:
         "overhead_pct_of_train": round(100 * (wall - work) / train, 2) if train else None,
         "between_tasks_s": round(wall - every_task, 2),
         "other_tasks_s": other_tasks(tasks),
+        "gaps": gaps(start, end, tasks),
     }
 
 
