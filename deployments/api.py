@@ -3,27 +3,37 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from typing import Any
 
+from lrpath_core.config import ServerSettings
+
 STORE_VARIABLE = "lrpath_store"
+BUSY_RETRIES = ServerSettings().busy_retries
 
 
 def call(api_url: str, method: str, path: str, body: Any = None, timeout: float = 10) -> tuple[int, Any]:
-    """``(status, decoded JSON or None)``; 4xx answers are returned, not raised."""
+    """``(status, decoded JSON or None)``; 4xx answers are returned, not raised, a 503 (a busy SQLite
+    server) is tried again ``ServerSettings.busy_retries`` times, other 5xx answers are raised."""
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        f"{api_url}{path}", data=data, headers={"Content-Type": "application/json"}, method=method
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            raw = response.read()
-            return response.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as exc:
-        if exc.code >= 500:
-            raise
-        return exc.code, None
+    for attempt in range(BUSY_RETRIES + 1):
+        request = urllib.request.Request(
+            f"{api_url}{path}", data=data, headers={"Content-Type": "application/json"}, method=method
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                raw = response.read()
+                return response.status, json.loads(raw) if raw else None
+        except urllib.error.HTTPError as exc:
+            if exc.code == 503 and attempt < BUSY_RETRIES:
+                time.sleep(1 + attempt)
+                continue
+            if exc.code >= 500:
+                raise
+            return exc.code, None
+    raise AssertionError("unreachable")
 
 
 def healthy(api_url: str) -> bool:

@@ -330,3 +330,9 @@ class ServerSettings(_Strict):
         description="lease of a held gpu-limit slot, renewed while training: a dead run's slot comes back "
         "after this long (Prefect's minimum: 60)",
     )
+    busy_retries: int = Field(
+        4,
+        ge=0,
+        description="tries again after a 503 from the server's REST API (a SQLite server answers 503 while "
+        "its database is locked), waiting 1, 2, 3 … s",
+    )
