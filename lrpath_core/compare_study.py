@@ -175,11 +175,10 @@ def _write(root: Store, study: str, points: list[StudyPoint]) -> StudyResult:
                 "dashed: PTFS with that shape",
             )
         else:
-            title = {"first-stage": "main-path LR", "second-stage": "branch α × decay shape"}[study]
             plot_cost_vs_appl(
                 [(p.paradigm, p.label, p.relative_cost, p.appl) for p in points],
                 path,
-                title=f"{study} study: {title} (path switching vs {LABELS['ptfs']})",
+                title=f"first-stage study: main-path LR (path switching vs {LABELS['ptfs']})",
                 errors=[p.appl_std for p in points],
             )
         with open(path, "rb") as f:

@@ -72,12 +72,8 @@ def store_config(store: Store, given: ProjectConfig | None = None) -> ProjectCon
             f"{store.url_of(layout.CONFIG)} was started with other settings ({'; '.join(changed)}): a timeline keeps "
             "its configuration; drop --config, or use a new store for the new settings"
         )
-    if given is None:
-        return saved
-    data = saved.data.model_copy(update={"max_shard_bytes": given.data.max_shard_bytes})
-    return saved.model_copy(
-        update={"compute": given.compute, "checkpoint_every": given.checkpoint_every, "data": data}
-    )
+    # equal training hashes: the given config differs from the saved one in NOT_TRAINING fields only
+    return saved if given is None else given.model_copy(update={"store": store.url})
 
 
 def save_config(store: Store, config: ProjectConfig) -> None:

@@ -8,14 +8,13 @@ as a Docker or Kubernetes pool template would set them.
 from __future__ import annotations
 
 import time
-import urllib.error
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from deployments import api
-from deployments.api import call as api_call
+from deployments.api import call  # tries a busy SQLite server's 503 again
 from deployments.stack import local_stack
 from lrpath_core import layout
 from lrpath_core.devices import host_cores
@@ -25,18 +24,6 @@ from lrpath_core.timeline_store import save_config
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
-
-
-def call(api_url: str, method: str, path: str, body: object = None) -> tuple[int, object]:
-    """The API call, tried again on a 5xx: a SQLite server on two busy cores answers 503 at times."""
-    for attempt in range(5):
-        try:
-            return api_call(api_url, method, path, body)
-        except urllib.error.HTTPError:
-            if attempt == 4:
-                raise
-            time.sleep(1 + attempt)
-    raise AssertionError("unreachable")
 
 
 @pytest.fixture(scope="module")
