@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU measurements docs/BENCHMARKS.md waits for, as one script for a lent GPU machine:
-# throughput and MFU of base and large (compiled and eager), then a small `lrpath compare`.
+# throughput and MFU of base and large (compiled and eager), base with the levers toward 50 % MFU,
+# then a small `lrpath compare` if the time allows.
 #
 #   bash bench/gpu_checks.sh OUT_DIR DATA_DIR [SECONDS]
 #
@@ -42,13 +43,20 @@ step base-compiled 120 python3 bench/throughput.py --json --preset base --vocab 
 step base-eager 40 python3 bench/throughput.py --json --preset base --vocab 32000 $T --no-compile
 step large-compiled 150 python3 bench/throughput.py --json --preset large --vocab 32000 $T
 step large-eager 60 python3 bench/throughput.py --json --preset large --vocab 32000 $T --no-compile
+# Levers toward 50 % MFU on base (DESIGN.md §4): head dim 128, bf16 weights, CUDA graphs, batch 64.
+B="--preset base --vocab 32000 --seq-len 1024 --steps 30 --warmup 10"
+step base-hd128-compiled 90 python3 bench/throughput.py --json $B --batch-size 32 --num-heads 6
+step base-bf16w-compiled 90 python3 bench/throughput.py --json $B --batch-size 32 --param-dtype bf16
+step base-hd128-bf16w-b64-compiled 100 python3 bench/throughput.py --json $B --batch-size 64 --num-heads 6 \
+    --param-dtype bf16
+step base-hd128-bf16w-cudagraphs 120 python3 bench/throughput.py --json $B --batch-size 32 --num-heads 6 \
+    --param-dtype bf16 --compile-mode reduce-overhead
 # Eager: a comparison trains ~30 segments in one process; compiling each would dominate at this size.
-step compare-small 150 env TORCH_COMPILE_DISABLE=1 python3 -c \
+step compare-small 240 env TORCH_COMPILE_DISABLE=1 python3 -c \
     'import typer; from flows.cli_compare import compare; typer.run(compare)' \
     --data "$data" --out /tmp/compare-small --model small --versions 4 --json
 for f in results.json results.txt ppl_per_version.png cost_vs_appl.png; do
     [ -f "/tmp/compare-small/$f" ] && cp "/tmp/compare-small/$f" "$out/compare_small_$f"
 done
-step base-16k-b64-compiled 100 python3 bench/throughput.py --json --preset base --vocab 16384 --seq-len 1024 --batch-size 64 --steps 30 --warmup 10
 grep '^{"device"' "$log" > "$out/throughput.jsonl"
 echo "== done in $((SECONDS - start)) s" | tee -a "$log"

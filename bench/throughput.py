@@ -94,6 +94,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="torch.compile the model (default: on for CUDA, off for CPU, as the trainer)",
     )
+    parser.add_argument(
+        "--compile-mode",
+        default=None,
+        choices=["default", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune"],
+        help="torch.compile mode (default: torch's default; reduce-overhead adds CUDA graphs)",
+    )
+    parser.add_argument(
+        "--num-heads",
+        type=int,
+        default=None,
+        help="attention heads (default: the preset's; head dim = d / heads)",
+    )
+    parser.add_argument(
+        "--param-dtype",
+        default="fp32",
+        choices=["fp32", "bf16"],
+        help="dtype the weights and AdamW's moments are kept in (bf16: no per-step casts, half the traffic)",
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument(
         "--peak-tflops",
@@ -120,14 +138,17 @@ def run(args: argparse.Namespace) -> dict:
     vocab = args.vocab or preset.vocab_size
     seq_len = args.seq_len or preset.seq_len
 
-    config = llama_config(preset.shape(), vocab, seq_len)
+    config = llama_config(preset.shape(num_heads=args.num_heads), vocab, seq_len)
     model = build_model(config, SEED).to(device)
+    if args.param_dtype == "bf16":
+        model = model.to(torch.bfloat16)
     optimizer = make_optimizer(model, LR, WEIGHT_DECAY, BETAS, fused=device.type == "cuda")
     n_matmul, fpt = matmul_params(config), flops_per_token(config, seq_len)
     n_total = sum(p.numel() for p in model.parameters())
 
     use_compile = args.compile if args.compile is not None else device.type == "cuda"
-    forward = torch.compile(model) if use_compile else model
+    mode = None if args.compile_mode in (None, "default") else args.compile_mode
+    forward = torch.compile(model, mode=mode) if use_compile else model
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -196,6 +217,8 @@ def run(args: argparse.Namespace) -> dict:
         "batch_size": args.batch_size,
         "grad_accum": args.grad_accum,
         "compile": use_compile,
+        "compile_mode": args.compile_mode or "default",
+        "param_dtype": args.param_dtype,
         "dtype": "bf16 autocast + tf32" if device.type == "cuda" else "fp32",
         "params_total": n_total,
         "params_matmul": n_matmul,
@@ -225,7 +248,8 @@ def report(r: dict) -> str:
         f"vocab {r['vocab_size']}",
         f"params        {r['params_total']:,} total, N = {r['params_matmul']:,} in matmuls",
         f"batch         {r['batch_size']} x {r['seq_len']} tokens, grad-accum {r['grad_accum']}, "
-        f"{r['dtype']}, compile {'on' if r['compile'] else 'off'}",
+        f"{r['dtype']}, weights {r['param_dtype']}, "
+        f"compile {r['compile_mode'] if r['compile'] else 'off'}",
         f"warm-up       {r['warmup_steps']} steps in {r['warmup_seconds']:.1f} s",
         f"step time     {1e3 * r['step_time_mean_s']:.1f} ms mean, {1e3 * r['step_time_median_s']:.1f} ms median "
         f"over {r['steps']} steps",
