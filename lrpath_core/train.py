@@ -376,14 +376,16 @@ def main(argv: list[str] | None = None) -> int:
         f"lrpath_core.train rank {rank}/{world} on {where}, {torch.get_num_threads()} torch threads",
         flush=True,
     )
-    try:
-        result = run_segment(Store(args.store), spec, print_progress if args.progress_lines else None)
-        if args.result and _dist_info()[0] == 0:
-            with open(args.result, "w") as f:
-                f.write(result.model_dump_json())
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+    result = run_segment(Store(args.store), spec, print_progress if args.progress_lines else None)
+    if args.result and rank == 0:
+        with open(args.result, "w") as f:
+            f.write(result.model_dump_json())
+    if dist.is_initialized():
+        # Every rank tears gloo/NCCL down together: a rank that left while rank 0 still pruned
+        # and wrote its result was once killed by SIGABRT in CI. After a failure there is no
+        # teardown: a collective one can hang on a peer stuck in a collective; torchrun reaps them.
+        dist.barrier()
+        dist.destroy_process_group()
     return 0
 
 
