@@ -18,6 +18,7 @@ from typing import Any
 
 from prefect import flow, tags
 from prefect.artifacts import create_markdown_artifact
+from prefect.context import TagsContext
 
 from lrpath_core.config import ProjectConfig
 from lrpath_core.timeline import Release, VersionRecord
@@ -62,7 +63,7 @@ def post_failure(flow: Any, flow_run: Any, state: Any) -> None:
 )
 def update_version(store: str, config: ProjectConfig, version: int) -> Release:
     """Train, evaluate and publish version ``version`` of the timeline in ``store``."""
-    with stop_torchrun_on_sigterm():
+    with untagged_task_runs(), stop_torchrun_on_sigterm():
         fork = extend_main_path(store, config, version, "fork")
         if side_by_side(config):
             branch = branch_decay.submit(store, config, version, wait_for=[fork])
@@ -76,8 +77,18 @@ def update_version(store: str, config: ProjectConfig, version: int) -> Release:
             metrics = evaluate(store, decayed)
             release = publish(store, decayed, metrics)
             extend_main_path(store, config, version, "end")
-    loss_report(store, version, decayed)
+        loss_report(store, version, decayed)
     return release
+
+
+def untagged_task_runs() -> TagsContext:
+    """The version's tags stay on its subflow run; its task runs get none.
+
+    Prefect takes a tag-concurrency slot (an API write) before every tagged task run starts. On a
+    SQLite server that write, right after the previous task's state change, is often answered 503
+    ("database is locked": Prefect issue #18934) and the client tries again after 2 s.
+    """
+    return TagsContext(current_tags=set())
 
 
 def run_version(store_url: str, config: ProjectConfig, record: VersionRecord) -> Release:

@@ -19,36 +19,18 @@ import contextlib
 from collections.abc import Iterator
 from typing import Literal
 
-from prefect.concurrency.sync import concurrency
 from prefect.logging import get_run_logger
 
-from lrpath_core.config import ComputeConfig, DecayShape, ProjectConfig, ServerSettings
+from lrpath_core.config import ComputeConfig, DecayShape, ProjectConfig
 from lrpath_core.devices import bound_device, hold_devices, host_devices, torch_threads
 from lrpath_core.pipeline import Branch, branch, extend_main
 from lrpath_core.storage import Store
 from lrpath_core.timeline import CheckpointRef
 from lrpath_core.train import SegmentRunner, run_segment
+from tasks.gpu_limit import gpu_limit
 from tasks.progress import SegmentProgress
 from tasks.retry import storage_task, store_unreachable_is_store_error
 from tasks.torchrun import TorchrunSegment
-
-GPU_SLOT = "gpu"
-GPU_LEASE_S = ServerSettings().gpu_lease_s
-"""A held slot's lease, renewed while training; the slot of a run whose process died returns after it."""
-
-
-def gpu_limit(slots: int = 1):
-    """Hold ``slots`` slots of the server's ``gpu`` global concurrency limit while training.
-
-    On the ephemeral API (no ``PREFECT_API_URL``: the demo, tests) there is no limit to hold and
-    Prefect would only warn. On a server the limit must exist (``lrpath server up`` creates it):
-    ``strict=True`` makes a missing limit an error instead of silently meaning "no limit".
-    """
-    from prefect.settings import PREFECT_API_URL
-
-    if not PREFECT_API_URL.value():
-        return contextlib.nullcontext()
-    return concurrency(GPU_SLOT, occupy=slots, strict=True, lease_duration=GPU_LEASE_S)
 
 
 def side_by_side(config: ProjectConfig) -> bool:

@@ -28,16 +28,15 @@ from lrpath_core.timeline_store import save_config
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from servers import FINAL_STATES, flow_runs, wait_until  # noqa: E402
 
-from tasks import training  # noqa: E402
+from tasks import gpu_limit  # noqa: E402
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 WATCH_S = 5
 ZOMBIE_AFTER_S = 45
 """1.5 heartbeats (30 s, Prefect's shortest); production uses 3 (deployments.stack)."""
-GPU_LEASE_S = getattr(training, "GPU_LEASE_S", 300)
-"""The dead run's slot of the ``gpu`` limit comes back when its lease expires (``concurrency()``'s
-default lease: 300 s, unless ``tasks.training`` asks for a shorter one)."""
+GPU_LEASE_S = gpu_limit.GPU_LEASE_S
+"""The dead run's slot of the ``gpu`` limit comes back when its lease expires."""
 
 
 def branch_checkpoints(root: Path) -> list[str]:

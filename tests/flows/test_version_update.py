@@ -13,6 +13,7 @@ from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
     FlowRunFilter,
+    FlowRunFilterId,
     FlowRunFilterTags,
 )
 from prefect.client.schemas.sorting import FlowRunSort
@@ -107,6 +108,11 @@ def test_each_version_is_its_own_named_tagged_run_with_the_artifacts_a_person_re
     [v1] = version_runs(store, 1)
     assert v1.name == "v1-v1" and v1.state_type.value == "COMPLETED"
     assert {"lrpath", "version:1", f"store:{store.url}"} <= set(v1.tags)
+    with get_client(sync_client=True) as client:
+        steps = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[v1.id])))
+    # the tags stay on the run: a tagged task run costs a tag-concurrency write before it starts
+    assert {"main-v1-to-fork", "branch-v1", "publish-v1"} <= {t.name for t in steps}
+    assert all(not t.tags for t in steps), {t.name: t.tags for t in steps}
     parent = flow_run(announce.claimed_by(store, "v1"))
     assert parent.name.startswith("update-store-") and parent.state_type.value == "COMPLETED"
 
