@@ -330,6 +330,11 @@ class ServerSettings(_Strict):
         description="lease of a held gpu-limit slot, renewed while training: a dead run's slot comes back "
         "after this long (Prefect's minimum: 60)",
     )
+    gpu_busy_retry_delays_s: list[float] = Field(
+        default_factory=lambda: [0.05, 0.1, 0.2, 0.4, 0.8, 1.6],
+        description="waits before taking a gpu-limit slot again after a 503 (a SQLite server's "
+        "database was locked), before Prefect's client's own 2 s retries",
+    )
     busy_retries: int = Field(
         4,
         ge=0,

@@ -30,7 +30,7 @@ GPU_SLOT = "gpu"
 GPU_LEASE_S = ServerSettings().gpu_lease_s
 """A held slot's lease, renewed while training; the slot of a run whose process died returns after it."""
 
-BUSY_RETRY_DELAYS_S = [0.05, 0.1, 0.2, 0.4, 0.8, 1.6]
+BUSY_RETRY_DELAYS_S = ServerSettings().gpu_busy_retry_delays_s
 """Waits after a 503 (the server's database was busy), ~3 s in all; then Prefect's client retries."""
 
 
