@@ -7,7 +7,8 @@ issue #18934), and Prefect's client tries again only after 2 s. That was most of
 version (``bench/server_overhead.py``). Here Prefect's client makes the request over a transport
 that tries a 503 again after 0.05, 0.1, 0.2 … s; a full limit (423) is waited on as Prefect does,
 for as long as its ``Retry-After`` says; the lease is kept alive by Prefect's own renewal thread
-and given back on exit.
+(``prefect.concurrency._leases``, private: what ``concurrency()`` uses in Prefect 3.9; a Prefect
+that moves it fails this module's import, and its tests, at once) and given back on exit.
 """
 
 from __future__ import annotations
