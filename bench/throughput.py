@@ -96,9 +96,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--compile-mode",
-        default=None,
+        default="default",
         choices=["default", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune"],
-        help="torch.compile mode (default: torch's default; reduce-overhead adds CUDA graphs)",
+        help="torch.compile mode (reduce-overhead adds CUDA graphs)",
     )
     parser.add_argument(
         "--num-heads",
@@ -147,8 +147,7 @@ def run(args: argparse.Namespace) -> dict:
     n_total = sum(p.numel() for p in model.parameters())
 
     use_compile = args.compile if args.compile is not None else device.type == "cuda"
-    mode = None if args.compile_mode in (None, "default") else args.compile_mode
-    forward = torch.compile(model, mode=mode) if use_compile else model
+    forward = torch.compile(model, mode=args.compile_mode) if use_compile else model
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -217,7 +216,7 @@ def run(args: argparse.Namespace) -> dict:
         "batch_size": args.batch_size,
         "grad_accum": args.grad_accum,
         "compile": use_compile,
-        "compile_mode": args.compile_mode or "default",
+        "compile_mode": args.compile_mode,
         "param_dtype": args.param_dtype,
         "dtype": "bf16 autocast + tf32" if device.type == "cuda" else "fp32",
         "params_total": n_total,
