@@ -1,12 +1,15 @@
 """Event → flow-run start through ``lrpath relay``, on a real Prefect server and process worker.
 
-.venv/bin/python bench/relay_latency.py [--samples 8] [--json]
+.venv/bin/python bench/relay_latency.py [--samples 8] [--gap 3] [--json]
 
 Starts a server and a worker on ``lrpath-gpu`` (``deployments.stack``), the ``version-update``
 deployment (its event trigger, ``CANCEL_NEW``) and ``lrpath relay`` as its own process. Each sample
 POSTs an S3 ``ObjectCreated`` notification for ``incoming/s<i>/_READY`` to the relay and reads the
 triggered run from the API. The drop has no data (only its ``_ANNOUNCED`` marker), so the run
-ends at once ("nothing to do") and the next sample is not cancelled by the one before.
+ends at once ("nothing to do") and the next sample is not cancelled by the one before. Samples are
+``--gap`` seconds apart: the worker (``--limit 1``) takes the next run only once the last run's
+process has exited, about 1 s after that run is Completed, and a drop that lands then would measure
+the exit, not the pickup.
 
 Per sample, from the POST (same host, same clock):
 - ``created``: the run exists (relay → marker → event → the server's trigger);
@@ -123,6 +126,7 @@ def summary(rows: list[dict], key: str) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--samples", type=int, default=8)
+    parser.add_argument("--gap", type=float, default=3.0, help="seconds between a run's end and the next POST")
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end only")
     args = parser.parse_args()
     rows: list[dict] = []
@@ -147,6 +151,7 @@ def main() -> None:
                     # a first run, not counted: the worker's first flow-run process warms the disk cache
                     sample(stack.api_url, relay_url, "warm-up", seen)
                     for i in range(args.samples):
+                        time.sleep(args.gap)
                         rows.append(sample(stack.api_url, relay_url, f"s{i}", seen))
                         if not args.json:
                             print(json.dumps(rows[-1]), flush=True)

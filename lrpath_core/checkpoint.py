@@ -36,6 +36,7 @@ from safetensors.torch import load_file, save_file
 from transformers.utils import logging as hf_logging
 
 from lrpath_core import layout
+from lrpath_core.checkpoint_error import CheckpointError
 from lrpath_core.schedules import LRPath
 from lrpath_core.storage import Store, StoreError, fsync_dir, sha256_file
 from lrpath_core.timeline import CheckpointRef
@@ -49,10 +50,6 @@ OPTIMIZER_FILE = "optimizer.safetensors"
 RNG_FILE = "rng.safetensors"
 STEP_DIR = re.compile(r"^step-(\d{8})$")  # the folder names layout.step_dir gives
 CORRUPT_MARK = ".corrupt-"  # in the name of a folder moved aside by move_aside
-
-
-class CheckpointError(StoreError):
-    """A checkpoint is missing, incomplete or fails its checksums."""
 
 
 class CheckpointState(BaseModel):

@@ -29,11 +29,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from lrpath_core.config import ComputeConfig, ConfigError
 from lrpath_core.segment import SegmentError
+
+if TYPE_CHECKING:  # torch is imported where a device is looked at: the flow modules import this one
+    import torch
 
 _DEVICE = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
 WAIT_POLL_S = 0.3
@@ -49,6 +51,8 @@ def host_devices(compute: ComputeConfig) -> list[str]:
         if len({name.split(":")[0] for name in names}) > 1:
             raise ConfigError(f"compute.devices {compute.devices!r} mixes cpu and cuda slots: use one kind")
         return names
+    import torch
+
     if torch.cuda.is_available():
         return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     return ["cpu:0"]
@@ -98,6 +102,8 @@ class DeviceLease:
         return self.devices[0].split(":")[0]
 
     def torch_device(self) -> torch.device:
+        import torch
+
         kind, index = self.devices[0].split(":")
         return torch.device("cuda", int(index)) if kind == "cuda" else torch.device("cpu")
 
@@ -181,6 +187,8 @@ def torch_threads(threads: int) -> Iterator[None]:
     hold one entry, the process keeps the largest wanted (they hold equal shares of equal slots)
     and gets its own setting back when the last one ends.
     """
+    import torch
+
     with _THREADS_LOCK:
         if not _THREAD_HOLDERS:
             _THREADS_BEFORE[:] = [torch.get_num_threads()]
@@ -210,6 +218,8 @@ def bound_device(name: str) -> Iterator[None]:
 def pick_device(choice: str, local_rank: int) -> torch.device:
     """The device of a segment: the bound slot for ``auto`` in-process, else the spec's choice (a
     torchrun rank takes ``cuda:LOCAL_RANK`` of the devices its launcher made visible)."""
+    import torch
+
     bound = _BOUND_DEVICE.get()
     if choice == "auto" and bound is not None:
         kind, _, index = bound.partition(":")

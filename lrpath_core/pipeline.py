@@ -14,8 +14,6 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-from pydantic import BaseModel
-
 from lrpath_core import layout
 from lrpath_core.checkpoint import list_checkpoints, read_manifest, remove_checkpoint
 from lrpath_core.config import DecayShape, ProjectConfig
@@ -23,7 +21,7 @@ from lrpath_core.evaluate import Perplexity, evaluate_checkpoint
 from lrpath_core.ingest import add_version
 from lrpath_core.publish import publish_version
 from lrpath_core.schedules import LRPath
-from lrpath_core.segment import DataSpec, SegmentSpec
+from lrpath_core.segment import Branch, DataSpec, ProgressFn, SegmentRunner, SegmentSpec
 from lrpath_core.storage import Store
 from lrpath_core.timeline import (
     CheckpointRef,
@@ -35,20 +33,9 @@ from lrpath_core.timeline import (
     retained_checkpoints,
 )
 from lrpath_core.timeline_store import load_project_tokenizer, require_timeline, update_timeline
-from lrpath_core.train import ProgressFn, SegmentRunner, run_segment
+from lrpath_core.train import run_segment
 
 log = logging.getLogger(__name__)
-
-
-class Branch(BaseModel):
-    """A finished branch of one version: its end checkpoint and the decay that made it."""
-
-    version: int
-    checkpoint: CheckpointRef
-    decay: DecayShape
-    alpha: float
-    fork_step: int
-    branch_steps: int
 
 
 def main_lr_path(config: ProjectConfig) -> LRPath:

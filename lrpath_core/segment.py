@@ -1,20 +1,26 @@
-"""What a training segment is asked to run (:class:`SegmentSpec`) and reports (:class:`SegmentResult`).
+"""What a training segment is asked to run (:class:`SegmentSpec`) and reports (:class:`SegmentResult`),
+and a version's finished branch (:class:`Branch`).
 
 The spec travels as JSON to ``python -m lrpath_core.train`` / ``torchrun``; its sizes and
 defaults come from :class:`lrpath_core.config.ProjectConfig`, so it has none of its own where
-the project configuration has one.
+the project configuration has one. Nothing here imports torch: the flow modules import these
+types, and Prefect imports a flow's module before it reports the run Running.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from lrpath_core.config import ModelConfig, OptimizerConfig
+from lrpath_core.config import DecayShape, ModelConfig, OptimizerConfig
 from lrpath_core.errors import LrpathError
 from lrpath_core.schedules import LRPath
 from lrpath_core.timeline import CheckpointRef
+
+if TYPE_CHECKING:
+    from lrpath_core.storage import Store
 
 
 class SegmentError(LrpathError):
@@ -71,3 +77,21 @@ class SegmentResult(BaseModel):
     )
     tokens: int
     seconds: float
+
+
+ProgressFn = Callable[[int, int, float, float], None]
+"""``(steps_done, end_step, loss, lr)`` after every optimizer step (rank 0 only)."""
+
+SegmentRunner = Callable[["Store", SegmentSpec, "ProgressFn | None"], SegmentResult]
+"""Runs one segment: :func:`lrpath_core.train.run_segment` in-process, or a task's torchrun launcher."""
+
+
+class Branch(BaseModel):
+    """A finished branch of one version: its end checkpoint and the decay that made it."""
+
+    version: int
+    checkpoint: CheckpointRef
+    decay: DecayShape
+    alpha: float
+    fork_step: int
+    branch_steps: int

@@ -12,12 +12,15 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import PreTrainedTokenizerFast
 
 from lrpath_core.storage import Store, StoreError
+
+if TYPE_CHECKING:  # transformers (~1 s) is imported by the functions that build a tokenizer
+    from transformers import PreTrainedTokenizerFast
 
 EOS_TOKEN = "<|endoftext|>"
 EOS_ID = 0
@@ -47,6 +50,8 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenize
     if backend.token_to_id(EOS_TOKEN) != EOS_ID:
         raise RuntimeError(f"{EOS_TOKEN} did not get id {EOS_ID}")
     special = dict.fromkeys(("eos_token", "bos_token", "unk_token", "pad_token"), EOS_TOKEN)  # one id for all
+    from transformers import PreTrainedTokenizerFast
+
     return PreTrainedTokenizerFast(tokenizer_object=backend, clean_up_tokenization_spaces=False, **special)
 
 
@@ -81,6 +86,8 @@ def load_tokenizer(store: Store, rel: str) -> PreTrainedTokenizerFast:
         for name in TOKENIZER_FILES:
             if store.exists(f"{rel}/{name}"):
                 store.get_file(f"{rel}/{name}", os.path.join(tmp, name))
+        from transformers import PreTrainedTokenizerFast
+
         try:
             # what AutoTokenizer resolves the saved tokenizer_class to, without importing torch (250 MB)
             tok = PreTrainedTokenizerFast.from_pretrained(tmp)

@@ -53,19 +53,12 @@ from lrpath_core.packing import load_blocks, load_manifest
 from lrpath_core.rank_watch import PROGRESS_PREFIX, exit_when_gone, print_progress
 from lrpath_core.resume import newest_sound, prune
 from lrpath_core.schedules import lr_scheduler
-from lrpath_core.segment import DataSpec, SegmentError, SegmentResult, SegmentSpec
+from lrpath_core.segment import DataSpec, ProgressFn, SegmentError, SegmentResult, SegmentSpec
 from lrpath_core.storage import Store
 from lrpath_core.timeline import CheckpointRef
 from lrpath_core.train_step import train_step
 
-ProgressFn = Callable[[int, int, float, float], None]
-"""``(steps_done, end_step, loss, lr)`` after every optimizer step (rank 0 only)."""
-
 Losses = list[tuple[int, float, float]]
-
-
-SegmentRunner = Callable[["Store", SegmentSpec, "ProgressFn | None"], SegmentResult]
-"""Runs one segment: :func:`run_segment` in-process, or a task's torchrun launcher."""
 
 
 def data_hash(store: Store, spec: DataSpec) -> str:

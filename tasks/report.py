@@ -16,9 +16,9 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
 from lrpath_core import layout
-from lrpath_core.pipeline import Branch
 from lrpath_core.plots import LossRows, lr_plot_png, plot_segment_losses
 from lrpath_core.report import current_metrics, steps_count, timeline_appl, timeline_rows
+from lrpath_core.segment import Branch
 from lrpath_core.storage import Store
 from lrpath_core.timeline import Timeline
 from lrpath_core.timeline_store import require_timeline, store_config

@@ -29,7 +29,7 @@ from typing import Any, ParamSpec, TypeVar
 from prefect import Task, task
 from prefect.cache_policies import NONE
 
-from lrpath_core.checkpoint import CheckpointError
+from lrpath_core.checkpoint_error import CheckpointError
 from lrpath_core.storage import StoreError
 from lrpath_core.tokenizer import TokenizerError
 from tasks import user_errors

@@ -31,9 +31,8 @@ from lrpath_core.devices import DeviceLease
 from lrpath_core.errors import LrpathError
 from lrpath_core.processes import descendants
 from lrpath_core.rank_watch import parse_progress
-from lrpath_core.segment import SegmentResult, SegmentSpec
+from lrpath_core.segment import ProgressFn, SegmentResult, SegmentSpec
 from lrpath_core.storage import Store
-from lrpath_core.train import ProgressFn
 
 KILL_GRACE_S = 5.0
 TAIL_LINES = 40

@@ -11,6 +11,9 @@ A segment resumes from its newest complete checkpoint, so a try that failed beca
 was unreachable (say, while writing a checkpoint) is retried like any storage task: the next try
 loses at most ``checkpoint_every`` steps. Once the retries are spent the task fails with a
 :class:`StoreError` naming the store.
+
+The training code (torch, transformers) is imported by the task bodies, not by this module: Prefect
+imports a flow's module, and so this one, before it reports the flow run Running.
 """
 
 from __future__ import annotations
@@ -23,10 +26,9 @@ from prefect.logging import get_run_logger
 
 from lrpath_core.config import ComputeConfig, DecayShape, ProjectConfig
 from lrpath_core.devices import bound_device, hold_devices, host_devices, torch_threads
-from lrpath_core.pipeline import Branch, branch, extend_main
+from lrpath_core.segment import Branch, SegmentRunner
 from lrpath_core.storage import Store
 from lrpath_core.timeline import CheckpointRef
-from lrpath_core.train import SegmentRunner, run_segment
 from tasks.gpu_limit import gpu_limit
 from tasks.progress import SegmentProgress
 from tasks.retry import storage_task, store_unreachable_is_store_error
@@ -50,6 +52,8 @@ def training_slot(compute: ComputeConfig, what: str) -> Iterator[SegmentRunner]:
 
     with gpu_limit(compute.nproc), hold_devices(compute, compute.nproc, waiting, what) as lease:
         if compute.nproc == 1:
+            from lrpath_core.train import run_segment
+
             log.info("%s trains on %s (%d torch threads, in-process)", what, lease.describe(), lease.threads)
             with bound_device(lease.devices[0]), torch_threads(lease.threads):
                 yield run_segment
@@ -78,6 +82,8 @@ def extend_main_path(
     store_url: str, config: ProjectConfig, version: int, to: Literal["fork", "end"]
 ) -> CheckpointRef:
     """The main path (constant η_max) up to version ``version``'s fork step or its end."""
+    from lrpath_core.pipeline import extend_main
+
     what = f"main path of version {version} to its {to}"
     key = f"main-v{version}-to-{to}"
     progress = SegmentProgress(key, what)
@@ -99,6 +105,8 @@ def branch_decay(
     alpha: float | None = None,
 ) -> Branch:
     """A branch from the fork checkpoint, decaying to η_min."""
+    from lrpath_core.pipeline import branch
+
     what = f"branch of version {version} (decay {decay or config.paradigm.decay})"
     progress = SegmentProgress(f"branch-v{version}", what)
     with training_slot(config.compute, f"branch-v{version}") as runner:

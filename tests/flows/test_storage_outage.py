@@ -28,9 +28,8 @@ import servers  # noqa: E402
 
 import flows.update_version as update_version_flow  # noqa: E402
 import flows.version_update as version_update_flow  # noqa: E402
-import tasks.publishing as publishing_tasks  # noqa: E402
-import tasks.training as training_tasks  # noqa: E402
 from flows.version_update import version_update  # noqa: E402
+from lrpath_core import pipeline  # noqa: E402
 from lrpath_core.checkpoint import CheckpointError  # noqa: E402
 from lrpath_core.incoming import stage_incoming  # noqa: E402
 from lrpath_core.layout import MODEL_INDEX, MODEL_STAGING  # noqa: E402
@@ -211,7 +210,7 @@ def test_outage_during_a_checkpoint_write_fails_clearly_then_a_rerun_completes(
 
     tries: list[int] = []
     monkeypatch.setattr(Store, "put_file", put_file_then_cut)
-    monkeypatch.setattr(training_tasks, "extend_main", counted(training_tasks.extend_main, tries))
+    monkeypatch.setattr(pipeline, "extend_main", counted(pipeline.extend_main, tries))  # the task imports it
 
     with pytest.raises(StoreError) as failed:
         version_update(store=store.url)
@@ -269,7 +268,7 @@ def test_outage_during_publish_is_ridden_out_by_the_retries(outage_store, moto_e
 
     tries: list[int] = []
     monkeypatch.setattr(Store, "copy", copy_then_cut)
-    monkeypatch.setattr(publishing_tasks, "publish_release", counted(publishing_tasks.publish_release, tries))
+    monkeypatch.setattr(pipeline, "publish_release", counted(pipeline.publish_release, tries))
     try:
         result = version_update(store=store.url)
     finally:

@@ -4,6 +4,8 @@ retries, failure artifacts, re-run a branch, and the artifacts a person reads.""
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -20,7 +22,7 @@ from prefect.client.schemas.sorting import FlowRunSort
 
 import flows.update_version
 import flows.watch_incoming
-import tasks.evaluation
+import lrpath_core.pipeline
 from flows.rerun_branch import rerun_branch
 from flows.version_update import version_update
 from flows.watch_incoming import watch_incoming
@@ -68,7 +70,7 @@ def flow_run(run_id: str):
 
 def failing_evaluation(monkeypatch, times: int) -> list[int]:
     """``evaluate_release`` raises ``times`` times (a bug, not retried by the task), then works."""
-    real = tasks.evaluation.evaluate_release
+    real = lrpath_core.pipeline.evaluate_release  # the task imports it when it runs
     calls: list[int] = []
 
     def evaluate_release(store, released):
@@ -77,7 +79,7 @@ def failing_evaluation(monkeypatch, times: int) -> list[int]:
             raise RuntimeError(f"evaluation broke (call {len(calls)})")
         return real(store, released)
 
-    monkeypatch.setattr(tasks.evaluation, "evaluate_release", evaluate_release)
+    monkeypatch.setattr(lrpath_core.pipeline, "evaluate_release", evaluate_release)
     return calls
 
 
@@ -213,3 +215,14 @@ def test_rerun_branch_is_reproducible_and_named_after_its_branch(released_store,
     kept = {k: v for k, v in main_before.items() if k.startswith("step-")}
     assert kept and tree_hashes(Path(store.root) / "checkpoints/main").items() >= kept.items()
     assert watch_incoming(store=store.url) == []
+
+
+def test_the_flow_modules_import_neither_torch_nor_transformers():
+    """Prefect imports a flow's module before it sets the run Running: torch and transformers (about
+    2.7 s on 2 cores) are imported by the tasks that train, evaluate and publish."""
+    code = (
+        "import sys, flows.version_update, flows.update_version, flows.rerun_branch; "
+        "print(sorted(m for m in ('torch', 'transformers', 'matplotlib') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stderr
