@@ -126,7 +126,9 @@ def summary(rows: list[dict], key: str) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--samples", type=int, default=8)
-    parser.add_argument("--gap", type=float, default=3.0, help="seconds between a run's end and the next POST")
+    parser.add_argument(
+        "--gap", type=float, default=3.0, help="seconds between a run's end and the next POST"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end only")
     args = parser.parse_args()
     rows: list[dict] = []
