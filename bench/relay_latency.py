@@ -13,8 +13,9 @@ the exit, not the pickup.
 
 Per sample, from the POST (same host, same clock):
 - ``created``: the run exists (relay → marker → event → the server's trigger);
-- ``pending``: the worker took it (its poll interval: ``PREFECT_WORKER_QUERY_SECONDS``, 1 here);
-- ``running``: the run's ``start_time`` (the flow's process started and imported the flow).
+- ``pending``: the worker took it (its poll: ``ServerSettings.worker_query_s``, as ``lrpath server up``);
+- ``running``: the run's ``start_time`` (the engine's process started and imported the flow module,
+  which imports no torch: the tasks do).
 """
 
 from __future__ import annotations
@@ -33,8 +34,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("PREFECT_WORKER_QUERY_SECONDS", "1")
-os.environ.setdefault("PREFECT_WORKER_PREFETCH_SECONDS", "1")
 
 from deployments.api import call  # noqa: E402
 from deployments.stack import PROJECT_DIR, free_port, local_stack  # noqa: E402

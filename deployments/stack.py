@@ -37,6 +37,8 @@ HEARTBEAT_S = ServerSettings().heartbeat_s
 ZOMBIE_AUTOMATION = "lrpath-crash-zombie-flow-runs"
 ZOMBIE_AFTER_BEATS = ServerSettings().zombie_after_beats
 """A Running flow run that missed this many heartbeats is set Crashed (its process is gone)."""
+WORKER_QUERY_S = ServerSettings().worker_query_s
+"""``PREFECT_WORKER_QUERY_SECONDS`` of the stack's workers (unless the environment sets it)."""
 
 
 def prefect_bin() -> str:
@@ -77,8 +79,11 @@ class Stack:
             "PREFECT_UI_API_URL": self.api_url,
             "LRPATH_PROJECT_DIR": str(PROJECT_DIR),
             "LRPATH_STORE": self.store,
+            # the deployments' command is `python -m prefect.engine` (prefect.yaml): this Python
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         }
         env.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_S))
+        env.setdefault("PREFECT_WORKER_QUERY_SECONDS", f"{WORKER_QUERY_S:g}")
         env.update(extra)
         return env
 

@@ -321,6 +321,12 @@ class ServerSettings(_Strict):
         ge=30,
         description="PREFECT_FLOWS_HEARTBEAT_FREQUENCY of the workers' flow runs (Prefect's minimum: 30)",
     )
+    worker_query_s: float = Field(
+        0.5,
+        gt=0,
+        description="PREFECT_WORKER_QUERY_SECONDS of the workers: how often each asks the server for runs "
+        "to start (Prefect's default, 10 s, would add up to 13 s between a drop's event and its run)",
+    )
     zombie_after_beats: int = Field(
         3, ge=2, description="a Running flow run that missed this many heartbeats is set Crashed"
     )
