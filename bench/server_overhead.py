@@ -15,8 +15,9 @@ version). Every figure comes from the server's API after the run:
   ingest (tokenization) and the report artifacts;
 - ``between_tasks``: wall minus the union of every task run (a subflow's wrapper task run is not
   one): Prefect alone; ``gaps`` lists those stretches with the tasks around them;
-- ``pickup``: the run's creation (by the event's trigger) to Running: worker poll, process start,
-  imports (torch).
+- ``pickup``: the run's creation (by the event's trigger) to Running: worker poll
+  (``ServerSettings.worker_query_s``), the engine's process start, the flow module's import (no
+  torch: the first training task imports it, inside its Running interval, so inside ``work``).
 """
 
 from __future__ import annotations
@@ -34,8 +35,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("PREFECT_WORKER_QUERY_SECONDS", "1")
-os.environ.setdefault("PREFECT_WORKER_PREFETCH_SECONDS", "1")
 
 from prefect_overhead import union  # noqa: E402 (bench/ is the script's folder)
 
@@ -123,6 +122,7 @@ def measure(api_url: str, run: dict) -> dict:
         "overhead_s": round(wall - work, 2),
         "overhead_pct_of_train": round(100 * (wall - work) / train, 2) if train else None,
         "between_tasks_s": round(wall - every_task, 2),
+        "work_tasks_s": {name: round(b - a, 2) for name, a, b in tasks if name.startswith(WORK_PREFIXES)},
         "other_tasks_s": other_tasks(tasks),
         "gaps": gaps(start, end, tasks),
     }
