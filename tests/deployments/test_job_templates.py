@@ -106,6 +106,7 @@ def test_kubernetes_version_update_requests_nproc_gpus_shm_and_the_s3_secret(npr
     assert container(manifest)["envFrom"] == [{"secretRef": {"name": "lrpath-s3", "optional": False}}]
     assert not any(name.startswith("AWS_") for name in env)
     assert pod["tolerations"][0]["key"] == "nvidia.com/gpu" and pod["nodeSelector"] == {}
+    assert container(manifest)["args"] == ["python", "-m", "prefect.engine"], "prefect.yaml's command"
 
 
 def test_kubernetes_variables_reach_the_manifest():
@@ -147,6 +148,7 @@ def test_docker_version_update_requests_nproc_gpus_and_shm(nproc):
     assert host["ShmSize"] == 16 * 1024**3
     assert created["environment"]["LRPATH_NPROC"] == str(nproc)
     assert created["image"] == "lrpath:latest"
+    assert created["command"] == "python -m prefect.engine", "prefect.yaml's command"
     assert not any(name.startswith("AWS_") for name in created["environment"])
 
 
