@@ -63,7 +63,7 @@ def _logger() -> logging.Logger | logging.LoggerAdapter:
 
 
 class TorchrunSegment:
-    """A :data:`lrpath_core.train.SegmentRunner` that runs the segment under torchrun on ``lease``."""
+    """A :data:`lrpath_core.segment.SegmentRunner` that runs the segment under torchrun on ``lease``."""
 
     def __init__(self, lease: DeviceLease, strategy: str) -> None:
         self.lease = lease
