@@ -20,6 +20,7 @@ from prefect import flow, tags
 from prefect.artifacts import create_markdown_artifact
 from prefect.context import TagsContext
 
+from flows import heartbeats
 from lrpath_core.config import ProjectConfig
 from lrpath_core.timeline import Release, VersionRecord
 from tasks.evaluation import evaluate
@@ -27,6 +28,8 @@ from tasks.publishing import publish
 from tasks.report import loss_report
 from tasks.torchrun import stop_torchrun_on_sigterm
 from tasks.training import branch_decay, extend_main_path, side_by_side
+
+heartbeats.install()  # a version subflow returns without waiting ~0.5 s for its heartbeat thread
 
 VERSION_RETRIES = 1
 VERSION_RETRY_DELAY_S = 60
