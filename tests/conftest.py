@@ -12,12 +12,12 @@ import pytest
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-# device slots are per-host locks: a test session gets its own, so it never queues behind a demo
 # pytest-xdist runs tests in several processes: each gets its own Prefect home, so the ephemeral
 # API servers they start do not share one SQLite database
 if worker := os.environ.get("PYTEST_XDIST_WORKER"):
     prefect_home = os.environ.get("PREFECT_HOME", os.path.expanduser("~/.prefect"))
     os.environ["PREFECT_HOME"] = f"{prefect_home}-{worker}"
+# device slots are per-host locks: a test session gets its own, so it never queues behind a demo
 os.environ.setdefault("LRPATH_DEVICE_LOCKS", tempfile.mkdtemp(prefix="lrpath-test-devices-"))
 
 TINY_OVERRIDES = {

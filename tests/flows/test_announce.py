@@ -84,10 +84,13 @@ def test_a_version_is_reannounced_once_per_dead_run_and_at_most_max_times(tmp_pa
     assert announce.waiting_drops(store) == [], "the recovery folder is never a drop"
 
 
-def test_the_watcher_and_the_relay_import_neither_torch_nor_transformers():
+def test_the_watcher_the_relay_and_the_flow_modules_import_neither_torch_nor_transformers():
+    """Prefect imports a flow's module before it sets the run Running: torch and transformers (about
+    2.7 s on 2 cores) are imported by the tasks that train, evaluate and publish."""
     code = (
-        "import sys, flows.watch_incoming, flows.relay, lrpath_core.announce; "
-        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+        "import sys, flows.watch_incoming, flows.relay, lrpath_core.announce, "
+        "flows.version_update, flows.update_version, flows.rerun_branch; "
+        "print(sorted(m for m in ('torch', 'transformers', 'matplotlib') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stderr

@@ -4,8 +4,6 @@ retries, failure artifacts, re-run a branch, and the artifacts a person reads.""
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -215,14 +213,3 @@ def test_rerun_branch_is_reproducible_and_named_after_its_branch(released_store,
     kept = {k: v for k, v in main_before.items() if k.startswith("step-")}
     assert kept and tree_hashes(Path(store.root) / "checkpoints/main").items() >= kept.items()
     assert watch_incoming(store=store.url) == []
-
-
-def test_the_flow_modules_import_neither_torch_nor_transformers():
-    """Prefect imports a flow's module before it sets the run Running: torch and transformers (about
-    2.7 s on 2 cores) are imported by the tasks that train, evaluate and publish."""
-    code = (
-        "import sys, flows.version_update, flows.update_version, flows.rerun_branch; "
-        "print(sorted(m for m in ('torch', 'transformers', 'matplotlib') if m in sys.modules))"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "[]", done.stderr
